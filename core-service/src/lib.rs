@@ -1,1 +1,10 @@
-//! placeholder
+//! meno-core: the single authority for session state.
+//!
+//! Every mutation of a session goes through that session's actor, which orders
+//! it, writes what must be durable, and only then publishes the event.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod error;
+pub mod store;

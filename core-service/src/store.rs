@@ -1,0 +1,166 @@
+//! The `Store` trait: everything the core keeps durably, and nothing else.
+//!
+//! A store never decides anything: the session actor is the only writer of a
+//! session's state and hands the store whole, already-decided writes. Every
+//! implementation must pass [`conformance`].
+
+use async_trait::async_trait;
+use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
+
+pub mod conformance;
+pub mod embedded;
+pub mod memory;
+
+
+/// The key of everything session-scoped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// Tenant; `"default"` unless authentication says otherwise.
+    pub tenant: String,
+    /// The canonical session id (seed 000 `sessionId`).
+    pub session_id: String,
+}
+
+impl SessionKey {
+    /// A key for `session_id` in `tenant` (an empty tenant means `"default"`).
+    pub fn new(tenant: impl Into<String>, session_id: impl Into<String>) -> Self {
+        let tenant = tenant.into();
+        Self {
+            tenant: if tenant.is_empty() {
+                DEFAULT_TENANT.to_owned()
+            } else {
+                tenant
+            },
+            session_id: session_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.session_id)
+    }
+}
+
+/// The tenant of requests that name none.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A connection row: written whole, with the time it expires unless refreshed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConnection {
+    /// The connection as the bridge registered it.
+    pub info: ConnectionInfo,
+    /// Unix milliseconds after which the connection is considered gone.
+    pub expires_at_ms: i64,
+}
+
+/// A session's durable state as the actor needs it to start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionRecord {
+    /// The highest seq reserved so far; a new actor starts above it.
+    pub seq_mark: u64,
+    /// The shared step.
+    pub step_index: i64,
+    /// The last lease written, active or cleared; `None` if never written.
+    pub lease: Option<LeaseState>,
+    /// Presence rows as last written behind.
+    pub participants: Vec<PresenceState>,
+    /// Connection rows that have not expired.
+    pub connections: Vec<StoredConnection>,
+}
+
+/// A conditional lease write: applied only when the stored lease still has
+/// `expected_epoch` (`None`: no lease row yet). Fences a deposed writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseWrite {
+    /// The epoch the writer believes is stored.
+    pub expected_epoch: Option<u64>,
+    /// The new lease state.
+    pub state: LeaseState,
+}
+
+/// One batch of already-decided writes for one session, applied atomically
+/// where the backend allows and in any case before the events it produced are
+/// published.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionWrite {
+    /// A new reserved seq mark (only ever grows).
+    pub seq_mark: Option<u64>,
+    /// A new step index.
+    pub step_index: Option<i64>,
+    /// A lease change.
+    pub lease: Option<LeaseWrite>,
+    /// New chat messages, each with its client_ref index entry.
+    pub messages: Vec<ChatMessage>,
+    /// Presence rows written whole (the latest state per participant).
+    pub presence: Vec<PresenceState>,
+    /// Presence rows to delete.
+    pub presence_removed: Vec<String>,
+    /// Connection rows written whole.
+    pub connections: Vec<StoredConnection>,
+    /// Connection rows to delete, by connection id.
+    pub connections_removed: Vec<String>,
+}
+
+impl SessionWrite {
+    /// True when the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or is shutting down; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write found another writer's state.
+    #[error("store conflict: {0}")]
+    Conflict(String),
+    /// Stored bytes could not be decoded.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// Durable state of sessions. Implementations are cheap to share (`Arc`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// The session's state, or the default record if it was never written.
+    async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError>;
+
+    /// Applies one batch. When it returns `Ok`, the writes are durable.
+    async fn write_session(&self, key: &SessionKey, write: SessionWrite) -> Result<(), StoreError>;
+
+    /// Up to `limit` messages with seq < `before_seq` (all when `None`),
+    /// newest first.
+    async fn chat_page(
+        &self,
+        key: &SessionKey,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// Up to `limit` messages with seq > `after_seq`, oldest first.
+    async fn chat_after(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// The stored messages whose client_ref is among `client_refs`.
+    async fn chat_by_client_refs(
+        &self,
+        key: &SessionKey,
+        client_refs: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// Ok when the backend can serve; used by readiness and health.
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

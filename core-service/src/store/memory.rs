@@ -1,0 +1,1 @@
+//! Memory store (to be written).
