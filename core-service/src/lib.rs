@@ -6,5 +6,12 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod config;
 pub mod error;
+pub mod grpc;
+pub mod registry;
+pub mod server;
+mod session;
 pub mod store;
+pub mod telemetry;
+pub mod validate;

@@ -1,1 +1,50 @@
-fn main() {}
+//! `meno-core`: the core-service binary.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use meno_core::clock::SystemClock;
+use meno_core::config::CoreArgs;
+use meno_core::server::{open_store, Core};
+use tokio_util::sync::CancellationToken;
+
+/// meno-realtime core-service: owns session state and serves it over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "meno-core", version, about)]
+struct Cli {
+    /// gRPC listen address.
+    #[arg(long, env = "MENO_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Longest wait for session actors to finish on SIGTERM/SIGINT.
+    #[arg(long, env = "MENO_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Log as JSON lines.
+    #[arg(long, env = "MENO_LOG_JSON", default_value_t = false)]
+    log_json: bool,
+    #[command(flatten)]
+    core: CoreArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    meno_core::telemetry::init(cli.log_json);
+    let config = cli.core.session_config()?;
+    let store = open_store(&cli.core).context("opening the store")?;
+    let core = Core::new(store, Arc::new(SystemClock), config).await;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", cli.listen))?;
+    tracing::info!(listen = %cli.listen, store = ?cli.core.store, "meno-core serving gRPC");
+    let stop = CancellationToken::new();
+    tokio::spawn(meno_core::telemetry::cancel_on_signal(stop.clone()));
+    core.serve(listener, stop).await?;
+    if !core.drained(cli.drain_timeout).await {
+        tracing::warn!("drain deadline passed with session actors still running");
+    }
+    tracing::info!("meno-core stopped");
+    Ok(())
+}

@@ -11,6 +11,8 @@ pub mod conformance;
 pub mod embedded;
 pub mod memory;
 
+pub use embedded::EmbeddedStore;
+pub use memory::MemoryStore;
 
 /// The key of everything session-scoped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

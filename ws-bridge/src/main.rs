@@ -1,1 +1,61 @@
-fn main() {}
+//! `meno-bridge`: the WebSocket edge; without `--core`, the whole system in
+//! one process (monolithic mode).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use meno_bridge::config::BridgeArgs;
+use meno_bridge::core_client::CoreClient;
+use meno_bridge::server::Bridge;
+use meno_core::clock::SystemClock;
+use meno_core::server::{open_store, Core};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = BridgeArgs::parse();
+    meno_core::telemetry::init(args.log_json);
+    let config = args.bridge_config()?;
+    let (core_client, in_process_core) = match &args.core {
+        Some(url) => {
+            let client = CoreClient::connect_lazy(url, config.core_timeout)
+                .with_context(|| format!("invalid --core {url}"))?;
+            tracing::info!(core = %url, "edge mode: using a remote core");
+            (client, None)
+        }
+        None => {
+            let session_config = args.core_args.session_config()?;
+            let store = open_store(&args.core_args).context("opening the store")?;
+            let core = Core::new(store, Arc::new(SystemClock), session_config).await;
+            tracing::info!(
+                store = ?args.core_args.store,
+                data_dir = %args.core_args.data_dir.display(),
+                "monolithic mode: core in process"
+            );
+            let client = CoreClient::new(core.in_process_channel(), config.core_timeout);
+            (client, Some(core))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        ws_path = %config.ws_path,
+        "meno-bridge serving: demo page at http://{}/",
+        args.listen
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(meno_core::telemetry::cancel_on_signal(stop.clone()));
+    let bridge = Bridge::new(core_client, config);
+    bridge.serve(listener, stop, args.drain_timeout).await;
+    if let Some(core) = in_process_core {
+        core.begin_drain().await;
+        if !core.drained(args.drain_timeout).await {
+            tracing::warn!("drain deadline passed with session actors still running");
+        }
+    }
+    tracing::info!("meno-bridge stopped");
+    Ok(())
+}

@@ -1,1 +1,242 @@
-//! Embedded store (to be written).
+//! The embedded [`Store`]: one redb file (`meno.redb`) in a data directory,
+//! durable across restarts, with group commit.
+//!
+//! All writes go through one writer thread ([`writer`]) that applies every
+//! queued batch in one redb write transaction and one fsync, so concurrent
+//! sessions share the cost of the disk round trip. Reads run on redb read
+//! transactions on the blocking pool ([`reads`]) and never wait for the writer.
+//! Rows are prost-encoded ([`rows`]); bad bytes become [`StoreError::Corrupt`],
+//! never a panic.
+//!
+//! Tables, all keyed by `(tenant, session_id, ...)` so a session's rows are
+//! adjacent and one tenant never sees another's:
+//! - `sessions` (tenant, session_id) -> seq_mark, step_index, lease
+//! - `chat` (tenant, session_id, seq) -> `ChatMessage`
+//! - `chat_by_client_ref` (tenant, session_id, client_ref) -> seq, written in
+//!   the same transaction as the message
+//! - `presence` (tenant, session_id, participant_id) -> `PresenceState`
+//! - `connections` (tenant, session_id, connection_id) -> connection + expiry
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use meno_proto::ChatMessage;
+use redb::{Database, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+
+mod reads;
+mod rows;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+/// The database file inside the data directory.
+pub const DB_FILE_NAME: &str = "meno.redb";
+
+/// How many write requests may wait for the writer before callers wait to
+/// enqueue; bounds memory when the disk falls behind.
+const QUEUE_CAPACITY: usize = 4096;
+
+const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
+const CHAT: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chat");
+const CHAT_BY_CLIENT_REF: TableDefinition<(&str, &str, &str), u64> =
+    TableDefinition::new("chat_by_client_ref");
+const PRESENCE: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("presence");
+const CONNECTIONS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("connections");
+
+/// A [`Store`] in a redb file, with one writer thread doing group commit.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    /// `None` once dropping: closing the channel is what stops the writer.
+    requests: Option<mpsc::Sender<writer::WriteRequest>>,
+    writer: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`, creating the directory and
+    /// `meno.redb` inside it, and starts the writer thread.
+    ///
+    /// Blocks on file I/O; call it at start-up, not on a busy runtime thread.
+    /// Fails with [`StoreError::Unavailable`] when another process (or another
+    /// `EmbeddedStore`) has the same directory open.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            StoreError::Unavailable(format!("cannot create data dir {}: {err}", dir.display()))
+        })?;
+        let db = Database::create(dir.join(DB_FILE_NAME))?;
+        create_tables(&db)?;
+        let db = Arc::new(db);
+        let commits = Arc::new(AtomicU64::new(0));
+        let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = std::thread::Builder::new()
+            .name("meno-store-writer".to_owned())
+            .spawn({
+                let db = Arc::clone(&db);
+                let commits = Arc::clone(&commits);
+                move || writer::run(&db, queue, &commits)
+            })
+            .map_err(|err| StoreError::Backend(format!("cannot start store writer: {err}")))?;
+        Ok(EmbeddedStore {
+            db,
+            requests: Some(requests),
+            writer: Some(writer),
+            commits,
+        })
+    }
+
+    /// How many write transactions the writer has committed since open; fewer
+    /// than the `write_session` calls when group commit is doing its job.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Runs a read on the blocking pool, since redb reads may touch the disk.
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("store read task failed: {err}")))?
+    }
+}
+
+/// Creates every table once, so read transactions never meet a missing one.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(SESSIONS)?;
+    txn.open_table(CHAT)?;
+    txn.open_table(CHAT_BY_CLIENT_REF)?;
+    txn.open_table(PRESENCE)?;
+    txn.open_table(CONNECTIONS)?;
+    txn.commit()?;
+    Ok(())
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer commit what is already queued and
+        // exit; joining it means the file is released (and the directory can be
+        // reopened) once the last reader is done.
+        self.requests = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("embedded store writer thread panicked");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    /// Connections are returned whatever their `expires_at_ms`: the caller
+    /// filters by its own clock, so expiry is tested with a manual clock.
+    async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError> {
+        let key = key.clone();
+        self.read(move |db| reads::load_session(db, &key)).await
+    }
+
+    async fn write_session(&self, key: &SessionKey, write: SessionWrite) -> Result<(), StoreError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let requests = self.requests.as_ref().ok_or_else(writer_gone)?;
+        let (reply, replied) = oneshot::channel();
+        let request = writer::WriteRequest {
+            key: key.clone(),
+            write,
+            reply,
+        };
+        requests.send(request).await.map_err(|_| writer_gone())?;
+        replied.await.map_err(|_| writer_gone())?
+    }
+
+    async fn chat_page(
+        &self,
+        key: &SessionKey,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let key = key.clone();
+        self.read(move |db| reads::chat_page(db, &key, before_seq, limit))
+            .await
+    }
+
+    async fn chat_after(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let key = key.clone();
+        self.read(move |db| reads::chat_after(db, &key, after_seq, limit))
+            .await
+    }
+
+    /// Found messages come back in seq order, each once.
+    async fn chat_by_client_refs(
+        &self,
+        key: &SessionKey,
+        client_refs: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let key = key.clone();
+        let client_refs = client_refs.to_vec();
+        self.read(move |db| reads::chat_by_client_refs(db, &key, &client_refs))
+            .await
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        match &self.requests {
+            Some(requests) if !requests.is_closed() => Ok(()),
+            _ => Err(writer_gone()),
+        }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("embedded store writer has stopped".to_owned())
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(err: redb::Error) -> Self {
+        match err {
+            redb::Error::Corrupted(detail) => StoreError::Corrupt(detail),
+            // Another holder of the file, or a database that an earlier I/O
+            // failure closed: nothing to do here but wait for an operator.
+            err @ (redb::Error::DatabaseAlreadyOpen
+            | redb::Error::DatabaseClosed
+            | redb::Error::PreviousIo) => StoreError::Unavailable(err.to_string()),
+            err => StoreError::Backend(err.to_string()),
+        }
+    }
+}
+
+/// redb has one error type per operation; all of them convert into
+/// `redb::Error`, and from there into ours, so `?` works everywhere.
+macro_rules! store_error_from_redb {
+    ($($redb_error:ty),+ $(,)?) => {
+        $(impl From<$redb_error> for StoreError {
+            fn from(err: $redb_error) -> Self {
+                StoreError::from(redb::Error::from(err))
+            }
+        })+
+    };
+}
+
+store_error_from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+);

@@ -1,1 +1,216 @@
-//! Memory store (to be written).
+//! An in-memory [`Store`] for tests and benches.
+//!
+//! It owns nothing but its own maps and keeps exactly the semantics of the
+//! embedded store (both pass [`conformance`](super::conformance)); it must never
+//! be used where data has to survive a restart.
+//!
+//! The `Mutex` guards the store's own tables, not domain state: the session
+//! actor still decides every write, this only keeps concurrent batches atomic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use meno_proto::{ChatMessage, LeaseState, PresenceState};
+
+use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError, StoredConnection};
+
+/// A [`Store`] that keeps everything in process memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    sessions: Mutex<BTreeMap<SessionKey, SessionData>>,
+}
+
+/// One session's rows, shaped like the embedded store's tables.
+#[derive(Debug, Default)]
+struct SessionData {
+    seq_mark: u64,
+    step_index: i64,
+    lease: Option<LeaseState>,
+    chat: BTreeMap<u64, ChatMessage>,
+    /// client_ref -> seq; an empty client_ref has no entry.
+    client_refs: HashMap<String, u64>,
+    presence: BTreeMap<String, PresenceState>,
+    connections: BTreeMap<String, StoredConnection>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn sessions(&self) -> Result<MutexGuard<'_, BTreeMap<SessionKey, SessionData>>, StoreError> {
+        // A poisoned lock means a panic mid-write; the maps may be half-updated,
+        // so refuse to serve rather than hand out possibly torn state.
+        self.sessions
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".to_owned()))
+    }
+}
+
+impl SessionData {
+    /// Applies `write` after the caller checked its lease condition.
+    fn apply(&mut self, write: SessionWrite) {
+        if let Some(seq_mark) = write.seq_mark {
+            self.seq_mark = self.seq_mark.max(seq_mark);
+        }
+        if let Some(step_index) = write.step_index {
+            self.step_index = step_index;
+        }
+        if let Some(lease) = write.lease {
+            self.lease = Some(lease.state);
+        }
+        for message in write.messages {
+            // History is append-only and client_ref deduplicates: the first
+            // message stored under a seq or a client_ref wins.
+            if self.chat.contains_key(&message.seq)
+                || (!message.client_ref.is_empty()
+                    && self.client_refs.contains_key(&message.client_ref))
+            {
+                continue;
+            }
+            if !message.client_ref.is_empty() {
+                self.client_refs
+                    .insert(message.client_ref.clone(), message.seq);
+            }
+            self.chat.insert(message.seq, message);
+        }
+        // Rows written whole first, then deletions, as in the embedded store.
+        for presence in write.presence {
+            self.presence
+                .insert(presence.participant_id.clone(), presence);
+        }
+        for participant_id in &write.presence_removed {
+            self.presence.remove(participant_id);
+        }
+        for connection in write.connections {
+            self.connections
+                .insert(connection.info.connection_id.clone(), connection);
+        }
+        for connection_id in &write.connections_removed {
+            self.connections.remove(connection_id);
+        }
+    }
+}
+
+/// The conflict a lease write meets when `stored_epoch` is not what it expects.
+fn lease_conflict(
+    key: &SessionKey,
+    expected_epoch: Option<u64>,
+    stored_epoch: Option<u64>,
+) -> StoreError {
+    StoreError::Conflict(format!(
+        "lease of {key}: expected epoch {expected_epoch:?}, stored {stored_epoch:?}"
+    ))
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    /// Connections are returned whatever their `expires_at_ms`: the caller
+    /// filters by its own clock.
+    async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError> {
+        let sessions = self.sessions()?;
+        let Some(data) = sessions.get(key) else {
+            return Ok(SessionRecord::default());
+        };
+        Ok(SessionRecord {
+            seq_mark: data.seq_mark,
+            step_index: data.step_index,
+            lease: data.lease.clone(),
+            participants: data.presence.values().cloned().collect(),
+            connections: data.connections.values().cloned().collect(),
+        })
+    }
+
+    async fn write_session(&self, key: &SessionKey, write: SessionWrite) -> Result<(), StoreError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let mut sessions = self.sessions()?;
+        if let Some(lease) = &write.lease {
+            let stored_epoch = sessions
+                .get(key)
+                .and_then(|data| data.lease.as_ref())
+                .map(|stored| stored.epoch);
+            if stored_epoch != lease.expected_epoch {
+                return Err(lease_conflict(key, lease.expected_epoch, stored_epoch));
+            }
+        }
+        sessions.entry(key.clone()).or_default().apply(write);
+        Ok(())
+    }
+
+    async fn chat_page(
+        &self,
+        key: &SessionKey,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sessions = self.sessions()?;
+        let Some(data) = sessions.get(key) else {
+            return Ok(Vec::new());
+        };
+        let page = match before_seq {
+            Some(before_seq) => data.chat.range(..before_seq),
+            None => data.chat.range(..),
+        };
+        Ok(page.rev().take(limit).map(|(_, m)| m.clone()).collect())
+    }
+
+    async fn chat_after(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sessions = self.sessions()?;
+        let Some(data) = sessions.get(key) else {
+            return Ok(Vec::new());
+        };
+        let Some(first) = after_seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        Ok(data
+            .chat
+            .range(first..)
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    /// Found messages come back in seq order, each once.
+    async fn chat_by_client_refs(
+        &self,
+        key: &SessionKey,
+        client_refs: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sessions = self.sessions()?;
+        let Some(data) = sessions.get(key) else {
+            return Ok(Vec::new());
+        };
+        let seqs: BTreeSet<u64> = client_refs
+            .iter()
+            .filter(|client_ref| !client_ref.is_empty())
+            .filter_map(|client_ref| data.client_refs.get(client_ref).copied())
+            .collect();
+        Ok(seqs
+            .iter()
+            .filter_map(|seq| data.chat.get(seq).cloned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test]
+    async fn memory_store_passes_conformance() {
+        let store = MemoryStore::new();
+        if let Err(failures) = conformance::run_all(&store, "memory").await {
+            panic!("memory store failed conformance:\n{failures}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The core's settings: one typed struct, built from flags and `MENO_*`
+//! environment variables in one place and validated once at start-up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which `Store` backs the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Durable, in `--data-dir` (the default).
+    Embedded,
+    /// In memory: lost on exit; for tests and benchmarks.
+    Memory,
+}
+
+/// Session policy and tuning, shared by every session actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// A connection not refreshed for this long is gone.
+    pub presence_ttl: Duration,
+    /// After an abnormal close, how long a participant shows `reconnecting`.
+    pub reconnect_grace: Duration,
+    /// `isTyping` clears itself after this long without renewal.
+    pub typing_timeout: Duration,
+    /// Lease duration when a request names none.
+    pub lease_default_duration: Duration,
+    /// Longest lease a request may get.
+    pub lease_max_duration: Duration,
+    /// Whether observers may send chat messages.
+    pub observers_may_chat: bool,
+    /// Chat messages sent on connect (`chat.sync`).
+    pub history_sync_limit: usize,
+    /// Recent events kept for `from_seq` and `lastSeq` resume.
+    pub ring_capacity: usize,
+    /// Seqs reserved durably at a time.
+    pub seq_block: u64,
+    /// Commands drained into one batch (one store write).
+    pub max_batch: usize,
+    /// How often an actor checks TTLs and expiries.
+    pub tick_interval: Duration,
+    /// An actor with no connections, subscribers or commands stops after this.
+    pub idle_timeout: Duration,
+    /// How long presence changes may wait before they are written behind.
+    pub presence_flush_interval: Duration,
+    /// Events buffered per subscriber before it must resync.
+    pub subscriber_buffer: usize,
+    /// Most chat messages replayed from history on resume.
+    pub resume_limit: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            presence_ttl: Duration::from_secs(60),
+            reconnect_grace: Duration::from_secs(15),
+            typing_timeout: Duration::from_secs(5),
+            lease_default_duration: Duration::from_secs(60),
+            lease_max_duration: Duration::from_secs(600),
+            observers_may_chat: false,
+            history_sync_limit: 100,
+            ring_capacity: 1024,
+            seq_block: 1024,
+            max_batch: 256,
+            tick_interval: Duration::from_millis(250),
+            idle_timeout: Duration::from_secs(120),
+            presence_flush_interval: Duration::from_secs(1),
+            subscriber_buffer: 4096,
+            resume_limit: 1000,
+        }
+    }
+}
+
+/// Flags of the core, shared by `meno-core` and by `meno-bridge` in
+/// monolithic mode (which hosts a core in-process).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CoreArgs {
+    /// Store backend.
+    #[arg(long, env = "MENO_STORE", value_enum, default_value = "embedded")]
+    pub store: StoreKind,
+    /// Directory of the embedded store.
+    #[arg(long, env = "MENO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// A connection not refreshed for this long is gone (e.g. "60s").
+    #[arg(long, env = "MENO_PRESENCE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub presence_ttl: Duration,
+    /// How long a participant shows `reconnecting` after an abnormal close.
+    #[arg(long, env = "MENO_RECONNECT_GRACE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub reconnect_grace: Duration,
+    /// `isTyping` clears itself after this long without renewal.
+    #[arg(long, env = "MENO_TYPING_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub typing_timeout: Duration,
+    /// Lease duration when `control.lease.set` names none.
+    #[arg(long, env = "MENO_LEASE_DEFAULT_DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease_default_duration: Duration,
+    /// Longest lease a request may get.
+    #[arg(long, env = "MENO_LEASE_MAX_DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub lease_max_duration: Duration,
+    /// Let observers send chat messages.
+    #[arg(long, env = "MENO_OBSERVERS_MAY_CHAT", default_value_t = false)]
+    pub observers_may_chat: bool,
+    /// Chat messages sent on connect in `chat.sync`.
+    #[arg(long, env = "MENO_HISTORY_SYNC_LIMIT", default_value_t = 100)]
+    pub history_sync_limit: usize,
+    /// Recent events kept per session for resume.
+    #[arg(long, env = "MENO_RING_CAPACITY", default_value_t = 1024)]
+    pub ring_capacity: usize,
+    /// An idle session's actor stops after this long.
+    #[arg(long, env = "MENO_SESSION_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+}
+
+/// A setting that cannot be used, named.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct ConfigError {
+    /// The flag at fault.
+    pub setting: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl CoreArgs {
+    /// Validates the flags and builds the session configuration.
+    pub fn session_config(&self) -> Result<SessionConfig, ConfigError> {
+        let positive = |setting: &'static str, value: Duration| {
+            if value.is_zero() {
+                Err(ConfigError {
+                    setting,
+                    reason: "must be greater than zero".into(),
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        if self.lease_default_duration > self.lease_max_duration {
+            return Err(ConfigError {
+                setting: "--lease-default-duration",
+                reason: "must not exceed --lease-max-duration".into(),
+            });
+        }
+        if self.ring_capacity == 0 {
+            return Err(ConfigError {
+                setting: "--ring-capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(SessionConfig {
+            presence_ttl: positive("--presence-ttl", self.presence_ttl)?,
+            reconnect_grace: self.reconnect_grace,
+            typing_timeout: positive("--typing-timeout", self.typing_timeout)?,
+            lease_default_duration: positive(
+                "--lease-default-duration",
+                self.lease_default_duration,
+            )?,
+            lease_max_duration: positive("--lease-max-duration", self.lease_max_duration)?,
+            observers_may_chat: self.observers_may_chat,
+            history_sync_limit: self.history_sync_limit,
+            ring_capacity: self.ring_capacity,
+            idle_timeout: positive("--session-idle-timeout", self.session_idle_timeout)?,
+            ..SessionConfig::default()
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The gRPC face of the core: validates requests and turns them into session
+//! commands. It holds no session state of its own.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
+use meno_proto::{
+    chat_service_server::ChatService, connection_service_server::ConnectionService,
+    event_service_server::EventService, lease_service_server::LeaseService,
+    presence_service_server::PresenceService, subscribe_response, ChatHistoryRequest,
+    ChatHistoryResponse, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
+    LeaseGetRequest, LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveRequest,
+    LeaveResponse, PresenceSnapshotRequest, PresenceSnapshotResponse, PresenceUpdateRequest,
+    PresenceUpdateResponse, RefreshRequest, RefreshResponse, ResyncNeeded, SendChatRequest,
+    SendChatResponse, SessionRef, SubscribeRequest, SubscribeResponse, Subscribed,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::error::CoreError;
+use crate::registry::SessionRegistry;
+use crate::session::{Command, Delivery};
+use crate::store::SessionKey;
+use crate::validate;
+
+/// Implements every `meno.realtime.v1` service over one registry.
+#[derive(Debug, Clone)]
+pub struct CoreApi {
+    registry: SessionRegistry,
+}
+
+impl CoreApi {
+    /// The API over `registry`.
+    pub fn new(registry: SessionRegistry) -> Self {
+        Self { registry }
+    }
+}
+
+fn session_key(session: Option<&SessionRef>) -> Result<SessionKey, CoreError> {
+    let session = session.ok_or_else(|| CoreError::invalid("session is required"))?;
+    validate::session_ref(session)
+}
+
+#[tonic::async_trait]
+impl ConnectionService for CoreApi {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::connection(request.connection.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::Join { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn leave(
+        &self,
+        request: Request<LeaveRequest>,
+    ) -> Result<Response<LeaveResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::Leave {
+                connection_id: request.connection_id,
+                graceful: request.graceful,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<RefreshRequest>,
+    ) -> Result<Response<RefreshResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        for connection in &request.connections {
+            validate::connection(Some(connection))?;
+        }
+        let response = self
+            .registry
+            .call(key, |reply| Command::Refresh {
+                connections: request.connections,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl ChatService for CoreApi {
+    async fn send(
+        &self,
+        request: Request<SendChatRequest>,
+    ) -> Result<Response<SendChatResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::chat_send(&request)?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::SendChat { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn history(
+        &self,
+        request: Request<ChatHistoryRequest>,
+    ) -> Result<Response<ChatHistoryResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        let limit = match request.limit {
+            0 => 50,
+            limit => usize::try_from(limit).unwrap_or(usize::MAX).min(500),
+        };
+        let messages = self
+            .registry
+            .store()
+            .chat_page(&key, request.before_seq, limit)
+            .await
+            .map_err(CoreError::from)?;
+        let next_before_seq = (messages.len() == limit)
+            .then(|| messages.last().map(|message| message.seq))
+            .flatten();
+        Ok(Response::new(ChatHistoryResponse {
+            messages,
+            next_before_seq,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl PresenceService for CoreApi {
+    async fn update(
+        &self,
+        request: Request<PresenceUpdateRequest>,
+    ) -> Result<Response<PresenceUpdateResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::actor(request.actor.as_ref())?;
+        validate::presence_update(&request)?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::UpdatePresence { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::actor(request.actor.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::Heartbeat { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<PresenceSnapshotRequest>,
+    ) -> Result<Response<PresenceSnapshotResponse>, Status> {
+        let key = session_key(request.get_ref().session.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::PresenceSnapshot { reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl LeaseService for CoreApi {
+    async fn set(
+        &self,
+        request: Request<LeaseSetRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::actor(request.actor.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::SetLease { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn release(
+        &self,
+        request: Request<LeaseReleaseRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        validate::actor(request.actor.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::ReleaseLease { request, reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get(
+        &self,
+        request: Request<LeaseGetRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        let key = session_key(request.get_ref().session.as_ref())?;
+        let response = self
+            .registry
+            .call(key, |reply| Command::GetLease { reply })
+            .await?;
+        Ok(Response::new(response))
+    }
+}
+
+type SubscribeStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventService for CoreApi {
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let key = session_key(request.session.as_ref())?;
+        let (deliveries, received) =
+            tokio::sync::mpsc::channel(self.registry.config().subscriber_buffer.max(2));
+        self.registry
+            .call(key, |reply| Command::Subscribe {
+                from_seq: request.from_seq,
+                deliveries,
+                reply,
+            })
+            .await?;
+        let stream = ReceiverStream::new(received).map(|delivery| {
+            let item = match delivery {
+                Delivery::Subscribed { head_seq } => {
+                    subscribe_response::Item::Subscribed(Subscribed { head_seq })
+                }
+                Delivery::Event(event) => subscribe_response::Item::Event((*event).clone()),
+                Delivery::Resync { from_seq, head_seq } => {
+                    subscribe_response::Item::ResyncNeeded(ResyncNeeded { from_seq, head_seq })
+                }
+            };
+            Ok(SubscribeResponse { item: Some(item) })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

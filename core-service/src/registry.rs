@@ -1,0 +1,140 @@
+//! Finds or starts the actor of a session and hands it commands.
+//!
+//! The map below holds only channels to actors, never session state: each
+//! actor owns its session's state alone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::SessionConfig;
+use crate::error::CoreError;
+use crate::session::{spawn_actor, Command, Reply};
+use crate::store::{SessionKey, Store};
+
+type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Command>)>;
+
+/// What every actor shares: store, clock, policy, shutdown, and the map.
+#[derive(Debug, Clone)]
+pub(crate) struct ActorContext {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Arc<SessionConfig>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    actors: Arc<Mutex<ActorMap>>,
+    next_actor_id: Arc<AtomicU64>,
+}
+
+impl ActorContext {
+    /// Removes actor `actor_id` of `key` from the map, if it is still there.
+    pub(crate) fn forget(&self, key: &SessionKey, actor_id: u64) {
+        let mut actors = lock(&self.actors);
+        if actors.get(key).is_some_and(|(id, _)| *id == actor_id) {
+            actors.remove(key);
+        }
+    }
+
+    fn sender_for(&self, key: &SessionKey) -> mpsc::Sender<Command> {
+        let mut actors = lock(&self.actors);
+        if let Some((_, sender)) = actors.get(key) {
+            if !sender.is_closed() {
+                return sender.clone();
+            }
+        }
+        let actor_id = self.next_actor_id.fetch_add(1, Ordering::Relaxed);
+        let sender = spawn_actor(key.clone(), actor_id, self.clone());
+        actors.insert(key.clone(), (actor_id, sender.clone()));
+        sender
+    }
+
+    /// Delivers a command to the session's current actor, starting one if
+    /// needed. A command that cannot be delivered is answered `Unavailable`.
+    pub(crate) async fn forward(&self, key: SessionKey, mut command: Command) {
+        for _ in 0..3 {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let sender = self.sender_for(&key);
+            match sender.send(command).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => command = back,
+            }
+        }
+        command.fail(CoreError::unavailable("the core is shutting down"));
+    }
+}
+
+fn lock(actors: &Mutex<ActorMap>) -> std::sync::MutexGuard<'_, ActorMap> {
+    // A poisoned map only means a panic elsewhere while it was held; the map
+    // itself (channels) is still consistent.
+    actors
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The sessions of this core: routes each command to its session's actor.
+#[derive(Debug, Clone)]
+pub struct SessionRegistry {
+    context: ActorContext,
+}
+
+impl SessionRegistry {
+    /// A registry whose actors use `store` and `clock`, and stop when
+    /// `shutdown` is cancelled (after finishing queued commands).
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            context: ActorContext {
+                store,
+                clock,
+                config: Arc::new(config),
+                shutdown,
+                tracker,
+                actors: Arc::default(),
+                next_actor_id: Arc::default(),
+            },
+        }
+    }
+
+    /// Sends a command built around a reply channel and awaits the answer.
+    pub(crate) async fn call<T>(
+        &self,
+        key: SessionKey,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, CoreError> {
+        if self.context.shutdown.is_cancelled() {
+            return Err(CoreError::unavailable("the core is shutting down"));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.context.forward(key, make(reply)).await;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(CoreError::unavailable("the session actor stopped")))
+    }
+
+    /// The store behind the sessions (for reads that need no actor).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.context.store
+    }
+
+    /// The session policy.
+    pub fn config(&self) -> &SessionConfig {
+        &self.context.config
+    }
+
+    /// How many session actors are running.
+    pub fn active_sessions(&self) -> usize {
+        lock(&self.context.actors).len()
+    }
+}

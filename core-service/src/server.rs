@@ -1,0 +1,171 @@
+//! Assembles a core: store, registry, the gRPC services with health and
+//! reflection, served on TCP or in-process (monolithic mode).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meno_proto::{
+    chat_service_server::ChatServiceServer, connection_service_server::ConnectionServiceServer,
+    event_service_server::EventServiceServer, lease_service_server::LeaseServiceServer,
+    presence_service_server::PresenceServiceServer,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::clock::Clock;
+use crate::config::{CoreArgs, SessionConfig, StoreKind};
+use crate::grpc::CoreApi;
+use crate::registry::SessionRegistry;
+use crate::store::{EmbeddedStore, MemoryStore, Store, StoreError};
+
+/// Opens the store the flags ask for.
+pub fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match args.store {
+        StoreKind::Embedded => Arc::new(EmbeddedStore::open(&args.data_dir)?),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    })
+}
+
+/// A running core: its sessions and the switch that drains them.
+#[derive(Debug, Clone)]
+pub struct Core {
+    registry: SessionRegistry,
+    health: HealthReporter,
+    routes: tonic::service::Routes,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// gRPC names of the services a core serves.
+const SERVICE_NAMES: [&str; 5] = [
+    "meno.realtime.v1.ConnectionService",
+    "meno.realtime.v1.ChatService",
+    "meno.realtime.v1.PresenceService",
+    "meno.realtime.v1.LeaseService",
+    "meno.realtime.v1.EventService",
+];
+
+impl Core {
+    /// A core over `store`, reading time from `clock`.
+    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: SessionConfig) -> Self {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let registry =
+            SessionRegistry::new(store, clock, config, shutdown.clone(), tracker.clone());
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::Serving).await;
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let api = CoreApi::new(registry.clone());
+        let mut routes = tonic::service::Routes::new(health_service)
+            .add_service(ConnectionServiceServer::new(api.clone()))
+            .add_service(ChatServiceServer::new(api.clone()))
+            .add_service(PresenceServiceServer::new(api.clone()))
+            .add_service(LeaseServiceServer::new(api.clone()))
+            .add_service(EventServiceServer::new(api));
+        match tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(meno_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+        {
+            Ok(reflection) => routes = routes.add_service(reflection),
+            Err(err) => tracing::warn!(error = %err, "gRPC reflection unavailable"),
+        }
+        Self {
+            registry,
+            health,
+            routes,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// The sessions of this core.
+    pub fn registry(&self) -> &SessionRegistry {
+        &self.registry
+    }
+
+    /// The gRPC router: every `meno.realtime.v1` service, health, reflection.
+    pub fn router(&self) -> tonic::transport::server::Router {
+        Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .add_routes(self.routes.clone())
+    }
+
+    /// Serves gRPC on `listener` until `stop` is cancelled, then drains.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        stop: CancellationToken,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = TcpListenerStream::new(listener);
+        let core = self.clone();
+        self.router()
+            .serve_with_incoming_shutdown(incoming, async move {
+                stop.cancelled().await;
+                core.begin_drain().await;
+            })
+            .await
+    }
+
+    /// A channel to this core over an in-memory transport: the same tonic
+    /// client and server code as over TCP, without a socket.
+    pub fn in_process_channel(&self) -> Channel {
+        let (connections, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let router = self.router();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let incoming = UnboundedReceiverStream::new(incoming).map(Ok::<_, std::io::Error>);
+            if let Err(err) = router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %err, "in-process gRPC server failed");
+            }
+        });
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let (client, server) = tokio::io::duplex(256 * 1024);
+            let sent = connections.send(server);
+            async move {
+                sent.map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "in-process core stopped")
+                })?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client))
+            }
+        });
+        Endpoint::from_static("http://in-process.core").connect_with_connector_lazy(connector)
+    }
+
+    /// Stops taking new work: health turns NOT_SERVING and session actors
+    /// finish their queued commands, flush what is written behind, and stop.
+    pub async fn begin_drain(&self) {
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in SERVICE_NAMES {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        self.shutdown.cancel();
+        self.tracker.close();
+    }
+
+    /// Waits until every session actor has stopped, at most `deadline`.
+    pub async fn drained(&self, deadline: Duration) -> bool {
+        tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+use futures_util::StreamExt as _;

@@ -1,0 +1,20 @@
+//! A session: its actor (the only writer of its state), the commands it
+//! accepts and the domain rules it applies (chat, presence, lease).
+//!
+//! Nothing outside this module mutates session state; callers send a
+//! [`Command`] and await the reply.
+
+mod actor;
+mod chat;
+mod command;
+mod lease;
+mod presence;
+mod state;
+
+pub(crate) use actor::spawn_actor;
+pub(crate) use command::{Command, Delivery, Reply};
+
+/// Milliseconds of a duration, saturating.
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

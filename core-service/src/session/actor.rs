@@ -1,0 +1,471 @@
+//! The session actor: one task per active session, the only writer of its
+//! state. It drains queued commands in batches, persists each batch's writes
+//! in one store call, and only then publishes the batch's events in seq order
+//! and answers the callers.
+//!
+//! It must never publish anything that was not stored, and never wait on a
+//! subscriber: a subscriber that falls behind is told to resync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use meno_proto::{
+    join_response, session_event, ChatMessage, HeartbeatResponse, JoinRequest, JoinResponse,
+    LeaseResponse, LeaveResponse, PresenceSnapshotResponse, PresenceUpdateResponse,
+    RefreshResponse, SessionEvent,
+};
+use tokio::sync::mpsc;
+
+use super::command::Command;
+use super::millis;
+use super::state::{SessionState, Subscription};
+use crate::error::CoreError;
+use crate::registry::ActorContext;
+use crate::store::SessionKey;
+
+/// Starts the actor of `key`; it loads the session from the store first.
+pub(crate) fn spawn_actor(
+    key: SessionKey,
+    actor_id: u64,
+    context: ActorContext,
+) -> mpsc::Sender<Command> {
+    let (sender, receiver) = mpsc::channel(context.config.max_batch * 8);
+    let tracker = context.tracker.clone();
+    tracker.spawn(run(key, actor_id, context, receiver));
+    sender
+}
+
+/// What a batch needs from the store before it can be decided.
+#[derive(Debug, Default)]
+struct Prefetched {
+    /// Stored messages by client_ref, for dedupe beyond the recent window.
+    duplicates: HashMap<String, ChatMessage>,
+    /// Stored chat after a `lastSeq` the ring no longer covers.
+    resume_chat: HashMap<u64, Vec<ChatMessage>>,
+}
+
+async fn run(
+    key: SessionKey,
+    actor_id: u64,
+    context: ActorContext,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut state = match load(&key, &context).await {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::warn!(session = %key, error = %err, "session could not be loaded");
+            context.forget(&key, actor_id);
+            commands.close();
+            while let Some(command) = commands.recv().await {
+                command.fail(err.clone());
+            }
+            return;
+        }
+    };
+    tracing::debug!(session = %key, head_seq = state.head_seq, "session actor started");
+    let mut tick = tokio::time::interval(context.config.tick_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut queued = Vec::with_capacity(context.config.max_batch);
+    let mut last_activity_ms = context.clock.now_ms();
+    loop {
+        tokio::select! {
+            received = commands.recv_many(&mut queued, context.config.max_batch) => {
+                if received == 0 {
+                    break;
+                }
+                last_activity_ms = context.clock.now_ms();
+                if let Err(err) = process(&mut state, &context, queued.drain(..)).await {
+                    stop_after_failure(&key, actor_id, &context, commands, err).await;
+                    return;
+                }
+            }
+            _ = tick.tick() => {
+                let now = context.clock.now_ms();
+                state.expire_presence(now);
+                state.expire_lease(now);
+                state.prune_subscribers();
+                if state.presence_flush_due(now) {
+                    state.stage_presence_flush(now);
+                }
+                if let Err(err) = commit(&mut state, &context).await {
+                    stop_after_failure(&key, actor_id, &context, commands, err).await;
+                    return;
+                }
+                let idle_for = now - last_activity_ms;
+                if state.is_idle() && idle_for >= millis(context.config.idle_timeout) {
+                    retire(&key, actor_id, &context, &mut state, commands).await;
+                    return;
+                }
+            }
+            _ = context.shutdown.cancelled() => {
+                drain_for_shutdown(&mut state, &context, commands).await;
+                return;
+            }
+        }
+    }
+    flush_presence(&mut state, &context).await;
+}
+
+async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, CoreError> {
+    let record = context.store.load_session(key).await?;
+    let mut recent = context
+        .store
+        .chat_page(key, None, context.config.history_sync_limit)
+        .await?;
+    recent.reverse();
+    let now = context.clock.now_ms();
+    Ok(SessionState::restore(
+        key.clone(),
+        Arc::clone(&context.config),
+        record,
+        recent,
+        now,
+    ))
+}
+
+async fn prefetch(
+    state: &SessionState,
+    context: &ActorContext,
+    commands: &[Command],
+) -> Result<Prefetched, CoreError> {
+    let mut prefetched = Prefetched::default();
+    let unknown_refs: Vec<String> = commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::SendChat { request, .. }
+                if !request.client_ref.is_empty()
+                    && !state.recent_refs.contains_key(&request.client_ref) =>
+            {
+                Some(request.client_ref.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    if !unknown_refs.is_empty() {
+        for message in context
+            .store
+            .chat_by_client_refs(&state.key, &unknown_refs)
+            .await?
+        {
+            prefetched
+                .duplicates
+                .insert(message.client_ref.clone(), message);
+        }
+    }
+    for command in commands {
+        if let Command::Join {
+            request:
+                JoinRequest {
+                    last_seq: Some(last_seq),
+                    ..
+                },
+            ..
+        } = command
+        {
+            let last_seq = *last_seq;
+            if last_seq <= state.head_seq
+                && state.events_after(last_seq).is_none()
+                && !prefetched.resume_chat.contains_key(&last_seq)
+            {
+                let chat = context
+                    .store
+                    .chat_after(&state.key, last_seq, context.config.resume_limit + 1)
+                    .await?;
+                prefetched.resume_chat.insert(last_seq, chat);
+            }
+        }
+    }
+    Ok(prefetched)
+}
+
+async fn process(
+    state: &mut SessionState,
+    context: &ActorContext,
+    commands: impl Iterator<Item = Command>,
+) -> Result<(), CoreError> {
+    let commands: Vec<Command> = commands.collect();
+    let prefetched = match prefetch(state, context, &commands).await {
+        Ok(prefetched) => prefetched,
+        Err(err) => {
+            for command in commands {
+                command.fail(err.clone());
+            }
+            return Err(err);
+        }
+    };
+    let now = context.clock.now_ms();
+    for command in commands {
+        apply(state, command, &prefetched, now);
+    }
+    if state.presence_flush_due(now) {
+        state.stage_presence_flush(now);
+    }
+    commit(state, context).await
+}
+
+fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, now: i64) {
+    match command {
+        Command::Join { request, reply } => {
+            let result = join(state, request, prefetched, now);
+            state.defer_reply(reply, result);
+        }
+        Command::Leave {
+            connection_id,
+            graceful,
+            reply,
+        } => {
+            state.disconnect(&connection_id, graceful, now);
+            state.defer_reply(reply, Ok(LeaveResponse {}));
+        }
+        Command::Refresh { connections, reply } => {
+            let restored = state.refresh(connections, now);
+            state.defer_reply(reply, Ok(RefreshResponse { restored }));
+        }
+        Command::SendChat { request, reply } => {
+            let stored = prefetched.duplicates.get(&request.client_ref).cloned();
+            let result = state.send_chat(request, stored, now);
+            state.defer_reply(reply, result);
+        }
+        Command::UpdatePresence { request, reply } => {
+            let participant_id = request.actor.clone().unwrap_or_default().participant_id;
+            let result = state
+                .update_presence(&request, &participant_id, now)
+                .map(|presence| PresenceUpdateResponse {
+                    state: Some(presence),
+                });
+            state.defer_reply(reply, result);
+        }
+        Command::Heartbeat { request, reply } => {
+            let participant_id = request.actor.clone().unwrap_or_default().participant_id;
+            let result = state
+                .heartbeat(&request, &participant_id, now)
+                .map(|()| HeartbeatResponse {});
+            state.defer_reply(reply, result);
+        }
+        Command::PresenceSnapshot { reply } => {
+            let response = PresenceSnapshotResponse {
+                seq: state.head_seq,
+                participants: state.presence_list(),
+            };
+            state.defer_reply(reply, Ok(response));
+        }
+        Command::SetLease { request, reply } => {
+            let actor = request.actor.clone().unwrap_or_default();
+            let result = state
+                .set_lease(&request, &actor.participant_id, actor.role(), now)
+                .map(|(lease, seq)| lease_response(lease, seq));
+            state.defer_reply(reply, result);
+        }
+        Command::ReleaseLease { request, reply } => {
+            let actor = request.actor.clone().unwrap_or_default();
+            let result = state
+                .release_lease(&request, &actor.participant_id, actor.role(), now)
+                .map(|(lease, seq)| lease_response(lease, seq));
+            state.defer_reply(reply, result);
+        }
+        Command::GetLease { reply } => {
+            let response = lease_response(state.lease.clone(), state.head_seq);
+            state.defer_reply(reply, Ok(response));
+        }
+        Command::Subscribe {
+            from_seq,
+            deliveries,
+            reply,
+        } => state.batch.subscriptions.push(Subscription {
+            from_seq,
+            deliveries,
+            reply,
+        }),
+    }
+}
+
+fn lease_response(lease: meno_proto::LeaseState, seq: u64) -> LeaseResponse {
+    LeaseResponse {
+        active: !lease.lease_id.is_empty(),
+        lease: Some(lease),
+        seq,
+    }
+}
+
+fn join(
+    state: &mut SessionState,
+    request: JoinRequest,
+    prefetched: &Prefetched,
+    now: i64,
+) -> Result<JoinResponse, CoreError> {
+    let connection = request.connection.unwrap_or_default();
+    if connection.connection_id.is_empty() || connection.participant_id.is_empty() {
+        return Err(CoreError::invalid(
+            "a join needs a connection id and a participant id",
+        ));
+    }
+    state.connect(connection, now);
+    let Some(last_seq) = request.last_seq else {
+        return Ok(state.full_join_response());
+    };
+    if let Some(events) = state.events_after(last_seq) {
+        return Ok(JoinResponse {
+            snapshot_seq: state.head_seq,
+            start: Some(join_response::Start::Resume(meno_proto::Resume {
+                events,
+                state: None,
+                has_state: false,
+            })),
+        });
+    }
+    // The ring no longer covers `last_seq` (a restart, or a long absence):
+    // replay the chat from the store and replace presence and lease by the
+    // current state; beyond the resume limit, start over with a snapshot.
+    match prefetched.resume_chat.get(&last_seq) {
+        Some(stored) if stored.len() <= state.config.resume_limit => {
+            let stored_up_to = stored.last().map_or(last_seq, |message| message.seq);
+            let staged: Vec<ChatMessage> = state
+                .staged_chat()
+                .filter(|message| message.seq > stored_up_to)
+                .cloned()
+                .collect();
+            let session = state.session_ref();
+            let events = stored
+                .iter()
+                .chain(staged.iter())
+                .map(|message| SessionEvent {
+                    session: Some(session.clone()),
+                    seq: message.seq,
+                    server_time_ms: message.created_at_ms,
+                    target: None,
+                    kind: Some(session_event::Kind::ChatMessage(message.clone())),
+                })
+                .collect();
+            let mut current = state.snapshot();
+            current.history.clear();
+            Ok(JoinResponse {
+                snapshot_seq: state.head_seq,
+                start: Some(join_response::Start::Resume(meno_proto::Resume {
+                    events,
+                    state: Some(current),
+                    has_state: true,
+                })),
+            })
+        }
+        _ => Ok(state.full_join_response()),
+    }
+}
+
+/// Persists the current batch, then publishes its events, answers its
+/// callers and starts its subscriptions. On a store failure nothing is
+/// published and every caller gets the error.
+async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), CoreError> {
+    let batch = state.take_batch();
+    let written = if batch.write.is_empty() {
+        Ok(())
+    } else {
+        context
+            .store
+            .write_session(&state.key, batch.write)
+            .await
+            .map_err(CoreError::from)
+    };
+    match written {
+        Ok(()) => {
+            state.publish(&batch.events);
+            for reply in batch.replies {
+                reply(None);
+            }
+            for subscription in batch.subscriptions {
+                state.subscribe(subscription.from_seq, subscription.deliveries);
+                let _ = subscription.reply.send(Ok(()));
+            }
+            Ok(())
+        }
+        Err(err) => {
+            for reply in batch.replies {
+                reply(Some(&err));
+            }
+            for subscription in batch.subscriptions {
+                let _ = subscription.reply.send(Err(err.clone()));
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn flush_presence(state: &mut SessionState, context: &ActorContext) {
+    state.stage_presence_flush(context.clock.now_ms());
+    if let Err(err) = commit(state, context).await {
+        tracing::warn!(session = %state.key, error = %err, "presence flush failed");
+    }
+}
+
+/// The in-memory state may be ahead of the store after a failed write: drop
+/// it, so the next command rebuilds the session from what is durable.
+async fn stop_after_failure(
+    key: &SessionKey,
+    actor_id: u64,
+    context: &ActorContext,
+    mut commands: mpsc::Receiver<Command>,
+    err: CoreError,
+) {
+    tracing::warn!(session = %key, error = %err, "store write failed; session actor restarts");
+    context.forget(key, actor_id);
+    commands.close();
+    while let Some(command) = commands.recv().await {
+        command.fail(err.clone());
+    }
+}
+
+/// Stops an idle actor. Its state is flushed first, and commands that raced
+/// with the stop are handed to the actor that replaces it.
+async fn retire(
+    key: &SessionKey,
+    actor_id: u64,
+    context: &ActorContext,
+    state: &mut SessionState,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    flush_presence(state, context).await;
+    context.forget(key, actor_id);
+    commands.close();
+    while let Some(command) = commands.recv().await {
+        context.forward(key.clone(), command).await;
+    }
+    tracing::debug!(session = %key, "idle session actor stopped");
+}
+
+/// Finishes queued commands, flushes what is written behind, and stops.
+async fn drain_for_shutdown(
+    state: &mut SessionState,
+    context: &ActorContext,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    commands.close();
+    let mut queued = Vec::new();
+    while commands
+        .recv_many(&mut queued, context.config.max_batch)
+        .await
+        > 0
+    {
+        if process(state, context, queued.drain(..)).await.is_err() {
+            break;
+        }
+    }
+    flush_presence(state, context).await;
+}
+
+impl Command {
+    /// Answers the command with `err` without running it.
+    pub(crate) fn fail(self, err: CoreError) {
+        match self {
+            Command::Join { reply, .. } => drop(reply.send(Err(err))),
+            Command::Leave { reply, .. } => drop(reply.send(Err(err))),
+            Command::Refresh { reply, .. } => drop(reply.send(Err(err))),
+            Command::SendChat { reply, .. } => drop(reply.send(Err(err))),
+            Command::UpdatePresence { reply, .. } => drop(reply.send(Err(err))),
+            Command::Heartbeat { reply, .. } => drop(reply.send(Err(err))),
+            Command::PresenceSnapshot { reply } => drop(reply.send(Err(err))),
+            Command::SetLease { reply, .. } => drop(reply.send(Err(err))),
+            Command::ReleaseLease { reply, .. } => drop(reply.send(Err(err))),
+            Command::GetLease { reply } => drop(reply.send(Err(err))),
+            Command::Subscribe { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+}

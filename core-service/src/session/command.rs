@@ -1,0 +1,76 @@
+//! What a session actor can be asked to do.
+
+use std::sync::Arc;
+
+use meno_proto::{
+    ConnectionInfo, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
+    LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveResponse, PresenceSnapshotResponse,
+    PresenceUpdateRequest, PresenceUpdateResponse, RefreshResponse, SendChatRequest,
+    SendChatResponse, SessionEvent,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::CoreError;
+
+/// Where an actor sends a command's outcome.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
+
+/// One item for a subscriber.
+#[derive(Debug, Clone)]
+pub(crate) enum Delivery {
+    /// The subscription is live; events after `head_seq` follow.
+    Subscribed { head_seq: u64 },
+    /// The next event, in seq order.
+    Event(Arc<SessionEvent>),
+    /// The subscriber cannot be served from `from_seq` on; it must resync.
+    Resync { from_seq: u64, head_seq: u64 },
+}
+
+/// A request to a session actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Join {
+        request: JoinRequest,
+        reply: Reply<JoinResponse>,
+    },
+    Leave {
+        connection_id: String,
+        graceful: bool,
+        reply: Reply<LeaveResponse>,
+    },
+    Refresh {
+        connections: Vec<ConnectionInfo>,
+        reply: Reply<RefreshResponse>,
+    },
+    SendChat {
+        request: SendChatRequest,
+        reply: Reply<SendChatResponse>,
+    },
+    UpdatePresence {
+        request: PresenceUpdateRequest,
+        reply: Reply<PresenceUpdateResponse>,
+    },
+    Heartbeat {
+        request: HeartbeatRequest,
+        reply: Reply<HeartbeatResponse>,
+    },
+    PresenceSnapshot {
+        reply: Reply<PresenceSnapshotResponse>,
+    },
+    SetLease {
+        request: LeaseSetRequest,
+        reply: Reply<LeaseResponse>,
+    },
+    ReleaseLease {
+        request: LeaseReleaseRequest,
+        reply: Reply<LeaseResponse>,
+    },
+    GetLease {
+        reply: Reply<LeaseResponse>,
+    },
+    Subscribe {
+        from_seq: Option<u64>,
+        deliveries: mpsc::Sender<Delivery>,
+        reply: Reply<()>,
+    },
+}

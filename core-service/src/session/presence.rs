@@ -1,0 +1,385 @@
+//! Presence and connections: who is in the session, in which state, and for
+//! how long (TTL, reconnect grace, typing timeout).
+//!
+//! Presence is published at once and written behind, coalesced per
+//! participant: a keystroke never waits for a disk.
+
+use meno_proto::{
+    session_event, ConnectionInfo, HeartbeatRequest, PresenceState, PresenceStatus,
+    PresenceUpdateRequest, Role,
+};
+
+use super::millis;
+use super::state::SessionState;
+use crate::error::CoreError;
+use crate::store::StoredConnection;
+
+/// A participant as the actor tracks it.
+#[derive(Debug, Clone)]
+pub(crate) struct Participant {
+    /// What clients see.
+    pub(crate) state: PresenceState,
+    /// The status the participant chose (online, speaking, muted, ...),
+    /// shown whenever it is connected and not typing.
+    chosen_status: PresenceStatus,
+    /// When `isTyping` clears itself unless renewed.
+    typing_until_ms: Option<i64>,
+    /// When a `reconnecting` participant goes `offline`.
+    offline_at_ms: Option<i64>,
+    /// Changed since the last write-behind flush.
+    pub(crate) dirty: bool,
+}
+
+impl Participant {
+    pub(crate) fn restored(state: PresenceState) -> Self {
+        let chosen_status = match state.status() {
+            status @ (PresenceStatus::Speaking | PresenceStatus::Muted) => status,
+            _ => PresenceStatus::Online,
+        };
+        Self {
+            state,
+            chosen_status,
+            typing_until_ms: None,
+            offline_at_ms: None,
+            dirty: false,
+        }
+    }
+
+    /// The status to show, derived from choice, typing and connectivity.
+    fn derive_status(&mut self, connected: bool) {
+        let status = if !connected {
+            if self.offline_at_ms.is_some() {
+                PresenceStatus::Reconnecting
+            } else {
+                PresenceStatus::Offline
+            }
+        } else if self.state.is_typing {
+            PresenceStatus::Typing
+        } else if self.state.is_speaking && self.chosen_status == PresenceStatus::Online {
+            PresenceStatus::Speaking
+        } else {
+            self.chosen_status
+        };
+        self.state.set_status(status);
+    }
+}
+
+/// A color from `extra.color` when it is a valid hex color.
+fn color_from_extra(extra_json: &str) -> Option<String> {
+    let extra: serde_json::Value = serde_json::from_str(extra_json).ok()?;
+    let color = extra.get("color")?.as_str()?;
+    let hex = color.strip_prefix('#')?;
+    let valid = matches!(hex.len(), 3 | 4 | 6 | 8) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    valid.then(|| color.to_owned())
+}
+
+/// A stable color derived from the participant id.
+fn derived_color(participant_id: &str) -> String {
+    const PALETTE: [&str; 12] = [
+        "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990",
+        "#9a6324", "#800000", "#808000", "#000075",
+    ];
+    // FNV-1a: stable across processes and releases, unlike the std hasher.
+    let hash = participant_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let index = usize::try_from(hash % PALETTE.len() as u64).unwrap_or(0);
+    PALETTE[index].to_owned()
+}
+
+impl SessionState {
+    fn is_connected(&self, participant_id: &str) -> bool {
+        self.connections
+            .values()
+            .any(|connection| connection.info.participant_id == participant_id)
+    }
+
+    /// Re-derives a participant's status and, if anything visible changed,
+    /// stages a `presence.event`.
+    fn settle(&mut self, participant_id: &str, now: i64, before: Option<PresenceState>) {
+        let connected = self.is_connected(participant_id);
+        let Some(participant) = self.participants.get_mut(participant_id) else {
+            return;
+        };
+        participant.derive_status(connected);
+        if before.as_ref() == Some(&participant.state) {
+            return;
+        }
+        participant.dirty = true;
+        let state = participant.state.clone();
+        let offline = state.status() == PresenceStatus::Offline;
+        self.stage_event(now, None, session_event::Kind::Presence(state));
+        if offline {
+            self.release_lease_of_offline(participant_id, now);
+        }
+    }
+
+    pub(crate) fn settle_restored_presence(&mut self, _now: i64) {
+        let ids: Vec<String> = self.participants.keys().cloned().collect();
+        for id in ids {
+            let connected = self.is_connected(&id);
+            if let Some(participant) = self.participants.get_mut(&id) {
+                participant.state.is_typing = false;
+                participant.derive_status(connected);
+            }
+        }
+    }
+
+    /// Registers a connection and marks its participant online.
+    pub(crate) fn connect(&mut self, info: ConnectionInfo, now: i64) {
+        let participant_id = info.participant_id.clone();
+        let before = self
+            .participants
+            .get(&participant_id)
+            .map(|participant| participant.state.clone());
+        let participant = self
+            .participants
+            .entry(participant_id.clone())
+            .or_insert_with(|| {
+                Participant::restored(PresenceState {
+                    participant_id: participant_id.clone(),
+                    color: derived_color(&participant_id),
+                    ..PresenceState::default()
+                })
+            });
+        participant.state.name = info.name.clone();
+        participant.state.role = info.role;
+        participant.state.last_seen_ms = now;
+        participant.offline_at_ms = None;
+        let connection = StoredConnection {
+            expires_at_ms: now + millis(self.config.presence_ttl),
+            info,
+        };
+        self.batch.write.connections.push(connection.clone());
+        self.connections
+            .insert(connection.info.connection_id.clone(), connection);
+        self.settle(&participant_id, now, before);
+    }
+
+    /// Removes a connection. An abnormal close leaves the participant
+    /// `reconnecting` for the grace period.
+    pub(crate) fn disconnect(&mut self, connection_id: &str, graceful: bool, now: i64) {
+        let Some(connection) = self.connections.remove(connection_id) else {
+            return;
+        };
+        self.batch
+            .write
+            .connections_removed
+            .push(connection_id.to_owned());
+        let participant_id = connection.info.participant_id;
+        if self.is_connected(&participant_id) {
+            return;
+        }
+        let grace = millis(self.config.reconnect_grace);
+        let Some(participant) = self.participants.get_mut(&participant_id) else {
+            return;
+        };
+        let before = participant.state.clone();
+        participant.state.is_typing = false;
+        participant.typing_until_ms = None;
+        participant.offline_at_ms = (!graceful && grace > 0).then_some(now + grace);
+        participant.state.last_seen_ms = now;
+        self.settle(&participant_id, now, Some(before));
+    }
+
+    /// Extends the TTL of a bridge's connections; unknown ones (after a core
+    /// restart) are registered again.
+    pub(crate) fn refresh(&mut self, connections: Vec<ConnectionInfo>, now: i64) -> u32 {
+        let expires_at_ms = now + millis(self.config.presence_ttl);
+        let mut restored = 0;
+        for info in connections {
+            match self.connections.get_mut(&info.connection_id) {
+                Some(known) => {
+                    known.expires_at_ms = expires_at_ms;
+                    self.batch.write.connections.push(known.clone());
+                }
+                None => {
+                    restored += 1;
+                    self.connect(info, now);
+                }
+            }
+        }
+        restored
+    }
+
+    fn participant_for_update(&self, participant_id: &str) -> Result<(), CoreError> {
+        if self.participants.contains_key(participant_id) && self.is_connected(participant_id) {
+            Ok(())
+        } else {
+            Err(CoreError::new(
+                crate::error::ErrorCode::NotFound,
+                format!("participant {participant_id:?} is not connected to this session"),
+            ))
+        }
+    }
+
+    /// Applies a `presence.update`: fields merge, `extra` is replaced whole.
+    pub(crate) fn update_presence(
+        &mut self,
+        request: &PresenceUpdateRequest,
+        participant_id: &str,
+        now: i64,
+    ) -> Result<PresenceState, CoreError> {
+        self.participant_for_update(participant_id)?;
+        let typing_timeout = millis(self.config.typing_timeout);
+        let Some(participant) = self.participants.get_mut(participant_id) else {
+            return Err(CoreError::internal("participant vanished"));
+        };
+        let before = participant.state.clone();
+        let mut is_typing = request.is_typing;
+        match request.status.map(PresenceStatus::try_from) {
+            None => {}
+            Some(Ok(PresenceStatus::Typing)) => is_typing = Some(is_typing.unwrap_or(true)),
+            Some(Ok(
+                status @ (PresenceStatus::Online
+                | PresenceStatus::Speaking
+                | PresenceStatus::Muted
+                | PresenceStatus::Reconnecting),
+            )) => {
+                // "reconnecting" is the server's to say; from a client it
+                // means no more than being here.
+                participant.chosen_status = if status == PresenceStatus::Reconnecting {
+                    PresenceStatus::Online
+                } else {
+                    status
+                };
+                if status == PresenceStatus::Online && request.is_typing.is_none() {
+                    is_typing = Some(false);
+                }
+            }
+            Some(_) => {
+                return Err(CoreError::invalid(
+                    "status must be online, typing, speaking, muted or reconnecting",
+                ))
+            }
+        }
+        if let Some(typing) = is_typing {
+            participant.state.is_typing = typing;
+            participant.typing_until_ms = typing.then_some(now + typing_timeout);
+        }
+        if let Some(speaking) = request.is_speaking {
+            participant.state.is_speaking = speaking;
+        }
+        if let Some(extra) = &request.extra_json {
+            participant.state.extra_json = extra.clone();
+            participant.state.color = color_from_extra(extra)
+                .unwrap_or_else(|| derived_color(&participant.state.participant_id));
+        }
+        participant.state.last_seen_ms = request
+            .last_seen_ms
+            .filter(|seen| *seen <= now)
+            .unwrap_or(now);
+        participant.dirty = true;
+        self.settle(participant_id, now, Some(before));
+        self.participants
+            .get(participant_id)
+            .map(|participant| participant.state.clone())
+            .ok_or_else(|| CoreError::internal("participant vanished"))
+    }
+
+    /// Applies a `presence.heartbeat`: touches the TTLs, publishes nothing.
+    pub(crate) fn heartbeat(
+        &mut self,
+        request: &HeartbeatRequest,
+        participant_id: &str,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        self.participant_for_update(participant_id)?;
+        let expires_at_ms = now + millis(self.config.presence_ttl);
+        for connection in self.connections.values_mut() {
+            if connection.info.participant_id == participant_id {
+                connection.expires_at_ms = expires_at_ms;
+                self.batch.write.connections.push(connection.clone());
+            }
+        }
+        if let Some(participant) = self.participants.get_mut(participant_id) {
+            participant.state.last_seen_ms = request
+                .last_seen_ms
+                .filter(|seen| *seen <= now)
+                .unwrap_or(now);
+            participant.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Expires connections, reconnect grace periods and typing indicators.
+    pub(crate) fn expire_presence(&mut self, now: i64) {
+        let expired: Vec<String> = self
+            .connections
+            .values()
+            .filter(|connection| connection.expires_at_ms <= now)
+            .map(|connection| connection.info.connection_id.clone())
+            .collect();
+        for connection_id in expired {
+            // A connection whose bridge stopped refreshing it: that bridge is
+            // gone, so there is nothing to wait for.
+            self.disconnect(&connection_id, true, now);
+        }
+        let due: Vec<String> = self
+            .participants
+            .iter()
+            .filter(|(_, participant)| {
+                participant.offline_at_ms.is_some_and(|at| at <= now)
+                    || participant.typing_until_ms.is_some_and(|at| at <= now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for participant_id in due {
+            let Some(participant) = self.participants.get_mut(&participant_id) else {
+                continue;
+            };
+            let before = participant.state.clone();
+            if participant.offline_at_ms.is_some_and(|at| at <= now) {
+                participant.offline_at_ms = None;
+            }
+            if participant.typing_until_ms.is_some_and(|at| at <= now) {
+                participant.typing_until_ms = None;
+                participant.state.is_typing = false;
+            }
+            self.settle(&participant_id, now, Some(before));
+        }
+    }
+
+    /// The role of a participant, or of a backend actor that names one.
+    pub(crate) fn role_of(&self, participant_id: &str, claimed: Role) -> Option<Role> {
+        match self.participants.get(participant_id) {
+            Some(participant) if self.is_connected(participant_id) => {
+                Some(participant.state.role())
+            }
+            _ if claimed == Role::Service || claimed == Role::Teacher => Some(claimed),
+            _ => None,
+        }
+    }
+
+    /// The display name and role to stamp on a participant's message.
+    pub(crate) fn sender_identity(&self, participant_id: &str) -> Option<(String, Role)> {
+        self.participants
+            .get(participant_id)
+            .filter(|_| self.is_connected(participant_id))
+            .map(|participant| (participant.state.name.clone(), participant.state.role()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn color_comes_from_extra_only_when_valid() {
+        assert_eq!(
+            color_from_extra(r##"{"color":"#a1b2c3"}"##).as_deref(),
+            Some("#a1b2c3")
+        );
+        assert_eq!(color_from_extra(r##"{"color":"red"}"##), None);
+        assert_eq!(color_from_extra(r##"{"color":"#zzz"}"##), None);
+        assert_eq!(color_from_extra("not json"), None);
+    }
+
+    #[test]
+    fn derived_color_is_stable() {
+        assert_eq!(derived_color("p-1"), derived_color("p-1"));
+        assert!(derived_color("p-1").starts_with('#'));
+    }
+}

@@ -1,0 +1,133 @@
+//! Reads of the embedded store, each in one redb read transaction (a snapshot:
+//! a concurrent group commit is seen whole or not at all). Blocking; the store
+//! runs them on the blocking pool.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use meno_proto::{ChatMessage, PresenceState};
+use redb::{Database, ReadableDatabase};
+
+use super::rows::{decode, ConnectionRow, SessionRow};
+use super::{CHAT, CHAT_BY_CLIENT_REF, CONNECTIONS, PRESENCE, SESSIONS};
+use crate::store::{SessionKey, SessionRecord, StoreError, StoredConnection};
+
+pub(super) fn load_session(db: &Database, key: &SessionKey) -> Result<SessionRecord, StoreError> {
+    let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
+    let txn = db.begin_read()?;
+
+    let sessions = txn.open_table(SESSIONS)?;
+    let session = match sessions.get((tenant, session_id))? {
+        Some(row) => decode::<SessionRow>(row.value(), || format!("session row {key}"))?,
+        None => SessionRow::default(),
+    };
+
+    let mut participants = Vec::new();
+    let presence = txn.open_table(PRESENCE)?;
+    for entry in presence.range((tenant, session_id, "")..)? {
+        let (row_key, row) = entry?;
+        let (row_tenant, row_session, participant_id) = row_key.value();
+        if (row_tenant, row_session) != (tenant, session_id) {
+            break;
+        }
+        participants.push(decode::<PresenceState>(row.value(), || {
+            format!("presence row {key}/{participant_id}")
+        })?);
+    }
+
+    let mut connections = Vec::new();
+    let connection_rows = txn.open_table(CONNECTIONS)?;
+    for entry in connection_rows.range((tenant, session_id, "")..)? {
+        let (row_key, row) = entry?;
+        let (row_tenant, row_session, connection_id) = row_key.value();
+        if (row_tenant, row_session) != (tenant, session_id) {
+            break;
+        }
+        let row = decode::<ConnectionRow>(row.value(), || {
+            format!("connection row {key}/{connection_id}")
+        })?;
+        connections.push(StoredConnection::from(row));
+    }
+
+    Ok(SessionRecord {
+        seq_mark: session.seq_mark,
+        step_index: session.step_index,
+        lease: session.lease,
+        participants,
+        connections,
+    })
+}
+
+pub(super) fn chat_page(
+    db: &Database,
+    key: &SessionKey,
+    before_seq: Option<u64>,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
+    let upper = match before_seq {
+        Some(before_seq) => Bound::Excluded((tenant, session_id, before_seq)),
+        None => Bound::Included((tenant, session_id, u64::MAX)),
+    };
+    if limit == 0 || before_seq == Some(0) {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin_read()?;
+    let chat = txn.open_table(CHAT)?;
+    let range = chat.range((Bound::Included((tenant, session_id, 0)), upper))?;
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for entry in range.rev().take(limit) {
+        let (row_key, row) = entry?;
+        page.push(decode_message(key, row_key.value().2, row.value())?);
+    }
+    Ok(page)
+}
+
+pub(super) fn chat_after(
+    db: &Database,
+    key: &SessionKey,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    if limit == 0 || after_seq == u64::MAX {
+        return Ok(Vec::new());
+    }
+    let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
+    let txn = db.begin_read()?;
+    let chat = txn.open_table(CHAT)?;
+    let range = chat.range((tenant, session_id, after_seq + 1)..=(tenant, session_id, u64::MAX))?;
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for entry in range.take(limit) {
+        let (row_key, row) = entry?;
+        page.push(decode_message(key, row_key.value().2, row.value())?);
+    }
+    Ok(page)
+}
+
+pub(super) fn chat_by_client_refs(
+    db: &Database,
+    key: &SessionKey,
+    client_refs: &[String],
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
+    let txn = db.begin_read()?;
+    let index = txn.open_table(CHAT_BY_CLIENT_REF)?;
+    let mut seqs = BTreeSet::new();
+    for client_ref in client_refs.iter().filter(|r| !r.is_empty()) {
+        if let Some(seq) = index.get((tenant, session_id, client_ref.as_str()))? {
+            seqs.insert(seq.value());
+        }
+    }
+    let chat = txn.open_table(CHAT)?;
+    let mut found = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        if let Some(row) = chat.get((tenant, session_id, seq))? {
+            found.push(decode_message(key, seq, row.value())?);
+        }
+    }
+    Ok(found)
+}
+
+fn decode_message(key: &SessionKey, seq: u64, bytes: &[u8]) -> Result<ChatMessage, StoreError> {
+    decode(bytes, || format!("chat row {key}#{seq}"))
+}

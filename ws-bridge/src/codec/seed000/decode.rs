@@ -1,0 +1,431 @@
+//! Seed-000 client envelopes → [`ClientCommand`].
+//!
+//! Checks run from cheapest to dearest: size, then nesting depth on the raw
+//! text, then parsing, then each field in the seed's order, so the error names
+//! the first thing wrong. Nothing here may panic or recurse on client input.
+
+use serde_json::{Map, Number, Value};
+
+use super::action;
+use crate::codec::{ClientCommand, Limits, ProtocolError};
+use crate::time_fmt;
+use meno_proto::PresenceStatus;
+
+/// How much of a client's unknown action or status is echoed back: enough to
+/// recognise a typo, not enough to reflect a payload.
+const ECHO_CHARS: usize = 64;
+
+/// Largest integer every JSON encoder writes exactly (2^53, JavaScript's
+/// `Number.MAX_SAFE_INTEGER + 1`).
+const MAX_EXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// Decodes one client frame with the default [`Limits`].
+pub fn decode(text: &str) -> Result<ClientCommand, ProtocolError> {
+    decode_with(text, &Limits::default())
+}
+
+/// Decodes one client frame, checked against `limits`.
+pub fn decode_with(text: &str, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
+    if text.len() > limits.max_envelope_bytes {
+        return Err(ProtocolError::EnvelopeTooLarge {
+            actual: text.len(),
+            limit: limits.max_envelope_bytes,
+        });
+    }
+    // serde_json would stop at 128 levels on its own; ours is stricter and is
+    // checked before any tree is built.
+    if nests_deeper_than(text, limits.max_json_depth) {
+        return Err(ProtocolError::TooDeep {
+            limit: limits.max_json_depth,
+        });
+    }
+    let envelope = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(envelope)) => envelope,
+        Ok(other) => {
+            return Err(ProtocolError::NotAnObject {
+                found: json_type(&other),
+            })
+        }
+        Err(err) => {
+            return Err(ProtocolError::MalformedJson {
+                reason: err.to_string(),
+            })
+        }
+    };
+    let (action, payload) = split_envelope(envelope)?;
+    match action {
+        action::CHAT_SEND => chat_send(Fields::required(action, payload)?, limits),
+        action::PRESENCE_UPDATE => presence_update(Fields::required(action, payload)?, limits),
+        action::PRESENCE_HEARTBEAT => Ok(ClientCommand::PresenceHeartbeat {
+            last_seen_ms: Fields::optional(action, payload).timestamp("lastSeen")?,
+        }),
+        action::LEASE_SET => lease_set(Fields::required(action, payload)?, limits),
+        action::LEASE_RELEASE => Ok(ClientCommand::LeaseRelease {
+            lease_id: Fields::optional(action, payload).lease_id(limits)?,
+        }),
+        action::PING => Ok(ClientCommand::Ping),
+        // `split_envelope` only lets the actions above through.
+        other => Err(ProtocolError::UnknownAction {
+            action: other.to_owned(),
+        }),
+    }
+}
+
+/// Splits `{action, payload}` into a known action and an optional payload
+/// object; every other top-level key is ignored.
+fn split_envelope(
+    mut envelope: Map<String, Value>,
+) -> Result<(&'static str, Option<Map<String, Value>>), ProtocolError> {
+    let action = match envelope.get("action") {
+        None | Some(Value::Null) => return Err(ProtocolError::MissingAction),
+        Some(Value::String(name)) => known_action(name)?,
+        Some(other) => {
+            return Err(ProtocolError::ActionNotString {
+                found: json_type(other),
+            })
+        }
+    };
+    let payload = match envelope.remove("payload") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(payload)) => Some(payload),
+        Some(other) => {
+            return Err(ProtocolError::PayloadNotObject {
+                action,
+                found: json_type(&other),
+            })
+        }
+    };
+    Ok((action, payload))
+}
+
+fn known_action(name: &str) -> Result<&'static str, ProtocolError> {
+    [
+        action::CHAT_SEND,
+        action::PRESENCE_UPDATE,
+        action::PRESENCE_HEARTBEAT,
+        action::LEASE_SET,
+        action::LEASE_RELEASE,
+        action::PING,
+    ]
+    .into_iter()
+    .find(|known| *known == name)
+    .ok_or_else(|| ProtocolError::UnknownAction {
+        action: clip(name),
+    })
+}
+
+fn chat_send(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
+    let message_id = fields.required_string("messageId")?;
+    fields.check_id("messageId", &message_id, limits)?;
+    let content = fields.required_string("content")?;
+    if content.len() > limits.max_content_bytes {
+        return Err(fields.too_long("content", content.len(), limits.max_content_bytes, "bytes"));
+    }
+    Ok(ClientCommand::ChatSend {
+        message_id,
+        content,
+        created_at_ms: fields.timestamp("createdAt")?,
+        meta: fields.object("meta", limits)?,
+    })
+}
+
+fn presence_update(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
+    let status = match fields.string("status")? {
+        None => None,
+        Some(status) => Some(client_status(&status).ok_or_else(|| {
+            ProtocolError::InvalidStatus {
+                action: fields.action,
+                value: clip(&status),
+            }
+        })?),
+    };
+    Ok(ClientCommand::PresenceUpdate {
+        status,
+        is_typing: fields.boolean("isTyping")?,
+        is_speaking: fields.boolean("isSpeaking")?,
+        last_seen_ms: fields.timestamp("lastSeen")?,
+        extra: fields.object("extra", limits)?,
+    })
+}
+
+/// The statuses a client may set; `offline` is reached by disconnecting.
+fn client_status(status: &str) -> Option<PresenceStatus> {
+    match status {
+        "online" => Some(PresenceStatus::Online),
+        "typing" => Some(PresenceStatus::Typing),
+        "speaking" => Some(PresenceStatus::Speaking),
+        "muted" => Some(PresenceStatus::Muted),
+        "reconnecting" => Some(PresenceStatus::Reconnecting),
+        _ => None,
+    }
+}
+
+fn lease_set(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
+    let lease_id = fields.lease_id(limits)?;
+    let step_index = fields
+        .integer("stepIndex")?
+        .ok_or(ProtocolError::MissingField {
+            action: fields.action,
+            field: "stepIndex",
+        })?;
+    if step_index < 0 {
+        return Err(fields.out_of_range("stepIndex", "zero or more", step_index));
+    }
+    let lease_duration_ms = fields.integer("leaseDurationMs")?;
+    if let Some(duration) = lease_duration_ms.filter(|duration| *duration <= 0) {
+        return Err(fields.out_of_range("leaseDurationMs", "positive", duration));
+    }
+    Ok(ClientCommand::LeaseSet {
+        lease_id,
+        step_index,
+        lease_duration_ms,
+    })
+}
+
+/// A payload being taken apart; each accessor removes its field, so values
+/// move out without copies, and treats `null` as absent.
+struct Fields {
+    action: &'static str,
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    fn required(
+        action: &'static str,
+        payload: Option<Map<String, Value>>,
+    ) -> Result<Self, ProtocolError> {
+        payload
+            .map(|map| Self { action, map })
+            .ok_or(ProtocolError::MissingPayload { action })
+    }
+
+    fn optional(action: &'static str, payload: Option<Map<String, Value>>) -> Self {
+        Self {
+            action,
+            map: payload.unwrap_or_default(),
+        }
+    }
+
+    fn take(&mut self, field: &'static str) -> Option<Value> {
+        self.map.remove(field).filter(|value| !value.is_null())
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<Option<String>, ProtocolError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => Err(self.wrong_type(field, "a string", &other)),
+        }
+    }
+
+    fn required_string(&mut self, field: &'static str) -> Result<String, ProtocolError> {
+        self.string(field)?.ok_or(ProtocolError::MissingField {
+            action: self.action,
+            field,
+        })
+    }
+
+    fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, ProtocolError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(flag)),
+            Some(other) => Err(self.wrong_type(field, "a boolean", &other)),
+        }
+    }
+
+    fn integer(&mut self, field: &'static str) -> Result<Option<i64>, ProtocolError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Number(number)) => self.integer_from(field, &number).map(Some),
+            Some(other) => Err(self.wrong_type(field, "an integer", &other)),
+        }
+    }
+
+    fn integer_from(&self, field: &'static str, number: &Number) -> Result<i64, ProtocolError> {
+        if let Some(integer) = number.as_i64() {
+            return Ok(integer);
+        }
+        if number.is_u64() {
+            return Err(self.out_of_range(field, "at most 9223372036854775807", number));
+        }
+        match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && float.abs() <= MAX_EXACT_FLOAT_INTEGER => {
+                // Exact: integral and within 2^53, so the cast loses nothing.
+                Ok(float as i64)
+            }
+            Some(float) if float.fract() == 0.0 => {
+                Err(self.out_of_range(field, "within ±9007199254740992", number))
+            }
+            _ => Err(ProtocolError::WrongType {
+                action: self.action,
+                field,
+                expected: "an integer",
+                found: "a number with a fraction",
+            }),
+        }
+    }
+
+    fn timestamp(&mut self, field: &'static str) -> Result<Option<i64>, ProtocolError> {
+        let Some(text) = self.string(field)? else {
+            return Ok(None);
+        };
+        time_fmt::parse_unix_ms(&text)
+            .map(Some)
+            .map_err(|err| ProtocolError::InvalidTimestamp {
+                action: self.action,
+                field,
+                reason: err.to_string(),
+            })
+    }
+
+    fn object(
+        &mut self,
+        field: &'static str,
+        limits: &Limits,
+    ) -> Result<Option<Map<String, Value>>, ProtocolError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Object(object)) => {
+                let size = compact_json_len(&object);
+                if size > limits.max_meta_bytes {
+                    return Err(self.too_long(field, size, limits.max_meta_bytes, "bytes"));
+                }
+                Ok(Some(object))
+            }
+            Some(other) => Err(self.wrong_type(field, "an object", &other)),
+        }
+    }
+
+    /// The optional `leaseId` hint; an empty one is no hint.
+    fn lease_id(&mut self, limits: &Limits) -> Result<Option<String>, ProtocolError> {
+        let lease_id = self.string("leaseId")?.filter(|id| !id.is_empty());
+        if let Some(id) = &lease_id {
+            self.check_id("leaseId", id, limits)?;
+        }
+        Ok(lease_id)
+    }
+
+    fn check_id(&self, field: &'static str, id: &str, limits: &Limits) -> Result<(), ProtocolError> {
+        if id.is_empty() {
+            return Err(ProtocolError::Empty {
+                action: self.action,
+                field,
+            });
+        }
+        let chars = id.chars().count();
+        if chars > limits.max_id_len {
+            return Err(self.too_long(field, chars, limits.max_id_len, "characters"));
+        }
+        Ok(())
+    }
+
+    fn wrong_type(&self, field: &'static str, expected: &'static str, found: &Value) -> ProtocolError {
+        ProtocolError::WrongType {
+            action: self.action,
+            field,
+            expected,
+            found: json_type(found),
+        }
+    }
+
+    fn too_long(
+        &self,
+        field: &'static str,
+        actual: usize,
+        limit: usize,
+        unit: &'static str,
+    ) -> ProtocolError {
+        ProtocolError::TooLong {
+            action: self.action,
+            field,
+            actual,
+            limit,
+            unit,
+        }
+    }
+
+    fn out_of_range(
+        &self,
+        field: &'static str,
+        expected: &'static str,
+        value: impl ToString,
+    ) -> ProtocolError {
+        ProtocolError::OutOfRange {
+            action: self.action,
+            field,
+            expected,
+            value: value.to_string(),
+        }
+    }
+}
+
+/// Whether arrays and objects in `text` nest deeper than `limit`, by one pass
+/// over the bytes that skips string contents. Malformed text is left to the
+/// parser; this only has to be right for text that parses.
+fn nests_deeper_than(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Size of `object` as compact JSON, counted without building the string.
+fn compact_json_len(object: &Map<String, Value>) -> usize {
+    let mut counter = ByteCounter(0);
+    match serde_json::to_writer(&mut counter, object) {
+        Ok(()) => counter.0,
+        // Cannot happen for a `Map` (string keys, infallible writer); counting
+        // it as oversize refuses rather than lets through.
+        Err(_) => usize::MAX,
+    }
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(ECHO_CHARS).collect()
+}

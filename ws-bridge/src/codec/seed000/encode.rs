@@ -1,0 +1,287 @@
+//! Server events → seed-000 envelopes `{type, seq?, data}`.
+//!
+//! One function per envelope, each producing the final text once; the caller
+//! wraps it into a frame and clones that to every socket. Stored JSON objects
+//! (`meta_json`, `extra_json`) are embedded as they are, validated but never
+//! re-parsed into a tree.
+
+use meno_proto::session_event::Kind;
+use meno_proto::{ChatMessage, LeaseState, PresenceState, PresenceStatus, Role, SessionEvent};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::envelope_type;
+use crate::codec::ErrorEnvelope;
+use crate::time_fmt::format_unix_ms;
+
+/// Sent if serialization ever failed, which the types below rule out; it keeps
+/// every encoder total without a panic.
+const SERIALIZATION_FAILED: &str =
+    r#"{"type":"error","data":{"code":"Internal","message":"internal error","retryable":false}}"#;
+
+/// Encodes one session event as the envelope seed-000 clients expect, with the
+/// event's `seq`. `None` for an event without a kind (from a newer core).
+pub fn encode_event(session_id: &str, event: &SessionEvent) -> Option<String> {
+    let seq = Some(event.seq).filter(|seq| *seq != 0);
+    match event.kind.as_ref()? {
+        Kind::ChatMessage(message) => Some(encode_chat_message(session_id, seq, message)),
+        Kind::Presence(state) => Some(to_json(&Envelope {
+            kind: envelope_type::PRESENCE_EVENT,
+            seq,
+            data: PresenceData::new(Some(session_id), state),
+        })),
+        Kind::Lease(lease) => Some(encode_lease(session_id, seq, lease)),
+    }
+}
+
+/// `chat.message`: one message; also the sender-only answer to a repeated send.
+pub fn encode_chat_message(session_id: &str, seq: Option<u64>, message: &ChatMessage) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::CHAT_MESSAGE,
+        seq,
+        data: ChatMessageData::new(session_id, message),
+    })
+}
+
+/// `chat.sync`: history in the order given (oldest first), current to `seq`.
+pub fn encode_sync(session_id: &str, seq: u64, messages: &[ChatMessage]) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::CHAT_SYNC,
+        seq: Some(seq),
+        data: SyncData {
+            session_id,
+            messages: messages
+                .iter()
+                .map(|message| ChatMessageData::new(session_id, message))
+                .collect(),
+        },
+    })
+}
+
+/// `presence.snapshot`: the whole roster, current to `seq`.
+pub fn encode_snapshot(session_id: &str, seq: u64, participants: &[PresenceState]) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::PRESENCE_SNAPSHOT,
+        seq: Some(seq),
+        data: SnapshotData {
+            session_id,
+            participants: participants
+                .iter()
+                .map(|state| PresenceData::new(None, state))
+                .collect(),
+        },
+    })
+}
+
+/// `control.lease.state`; a cleared lease (empty `lease_id`) has `leaseId`,
+/// `leaseTo`, `issuedAt` and `expiresAt` null.
+pub fn encode_lease(session_id: &str, seq: Option<u64>, lease: &LeaseState) -> String {
+    let active = !lease.lease_id.is_empty();
+    to_json(&Envelope {
+        kind: envelope_type::LEASE_STATE,
+        seq,
+        data: LeaseData {
+            session_id,
+            lease_id: non_empty(&lease.lease_id),
+            lease_to: non_empty(&lease.lease_to).filter(|_| active),
+            step_index: lease.step_index,
+            issued_at: active.then(|| format_unix_ms(lease.issued_at_ms)),
+            expires_at: active.then(|| format_unix_ms(lease.expires_at_ms)),
+            epoch: lease.epoch,
+        },
+    })
+}
+
+/// `system.pong` with the server's time.
+pub fn encode_pong(server_time_ms: i64) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::PONG,
+        seq: None,
+        data: PongData {
+            server_time: format_unix_ms(server_time_ms),
+        },
+    })
+}
+
+/// `error`, for the sender only.
+pub fn encode_error(error: &ErrorEnvelope) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::ERROR,
+        seq: None,
+        data: ErrorData {
+            code: error.code.as_str(),
+            message: &error.message,
+            action: error.action.as_deref(),
+            retryable: error.code.retryable(),
+            retry_after_ms: error.retry_after_ms,
+        },
+    })
+}
+
+#[derive(Serialize)]
+struct Envelope<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    data: T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatMessageData<'a> {
+    session_id: &'a str,
+    message_id: &'a str,
+    participant_id: &'a str,
+    participant_name: &'a str,
+    role: &'static str,
+    content: &'a str,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
+    id: &'a str,
+    kind: &'a str,
+    seq: u64,
+}
+
+impl<'a> ChatMessageData<'a> {
+    fn new(session_id: &'a str, message: &'a ChatMessage) -> Self {
+        Self {
+            session_id,
+            message_id: non_empty(&message.client_ref).unwrap_or(&message.id),
+            participant_id: &message.sender_id,
+            participant_name: &message.sender_name,
+            role: role_name(message.sender_role),
+            content: &message.content,
+            created_at: format_unix_ms(message.created_at_ms),
+            meta: raw_object(&message.meta_json),
+            id: &message.id,
+            kind: non_empty(&message.kind).unwrap_or("text"),
+            seq: message.seq,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncData<'a> {
+    session_id: &'a str,
+    messages: Vec<ChatMessageData<'a>>,
+}
+
+/// One participant; `sessionId` only in `presence.event`, where it stands
+/// alone (the snapshot says it once, as the seed shows).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresenceData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    participant_id: &'a str,
+    name: &'a str,
+    role: &'static str,
+    status: &'static str,
+    is_typing: bool,
+    is_speaking: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    color: Option<&'a str>,
+    last_seen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a RawValue>,
+}
+
+impl<'a> PresenceData<'a> {
+    fn new(session_id: Option<&'a str>, state: &'a PresenceState) -> Self {
+        Self {
+            session_id,
+            participant_id: &state.participant_id,
+            name: &state.name,
+            role: role_name(state.role),
+            status: status_name(state.status),
+            is_typing: state.is_typing,
+            is_speaking: state.is_speaking,
+            color: non_empty(&state.color),
+            last_seen: format_unix_ms(state.last_seen_ms),
+            extra: raw_object(&state.extra_json),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotData<'a> {
+    session_id: &'a str,
+    participants: Vec<PresenceData<'a>>,
+}
+
+/// Null fields stay in the output: a cleared lease says so explicitly.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaseData<'a> {
+    session_id: &'a str,
+    lease_id: Option<&'a str>,
+    lease_to: Option<&'a str>,
+    step_index: i64,
+    issued_at: Option<String>,
+    expires_at: Option<String>,
+    epoch: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PongData {
+    server_time: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorData<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+fn to_json<T: Serialize>(envelope: &T) -> String {
+    // Cannot fail: every key is a string, the writer is memory, and embedded
+    // JSON was validated when borrowed.
+    serde_json::to_string(envelope).unwrap_or_else(|_| SERIALIZATION_FAILED.to_owned())
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    Some(text).filter(|text| !text.is_empty())
+}
+
+/// Stored object text to embed; empty, `{}`, or anything that is not a JSON
+/// object (the core stores only objects, so that would be corruption) is left
+/// out rather than breaking the envelope.
+fn raw_object(json: &str) -> Option<&RawValue> {
+    if json.is_empty() {
+        return None;
+    }
+    let raw = serde_json::from_str::<&RawValue>(json).ok()?;
+    let text = raw.get();
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    (!inner.trim().is_empty()).then_some(raw)
+}
+
+fn role_name(role: i32) -> &'static str {
+    match Role::try_from(role) {
+        Ok(Role::Student) => "student",
+        Ok(Role::Teacher | Role::Service) => "teacher",
+        Ok(Role::Observer | Role::Unspecified) | Err(_) => "observer",
+    }
+}
+
+fn status_name(status: i32) -> &'static str {
+    match PresenceStatus::try_from(status) {
+        Ok(PresenceStatus::Online) => "online",
+        Ok(PresenceStatus::Typing) => "typing",
+        Ok(PresenceStatus::Speaking) => "speaking",
+        Ok(PresenceStatus::Muted) => "muted",
+        Ok(PresenceStatus::Reconnecting) => "reconnecting",
+        Ok(PresenceStatus::Offline | PresenceStatus::Unspecified) | Err(_) => "offline",
+    }
+}

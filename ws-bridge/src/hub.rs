@@ -1,0 +1,335 @@
+//! The hub fans session events out to this bridge's sockets.
+//!
+//! One upstream `Subscribe` stream per session with local sockets; each event
+//! is encoded once and the same bytes are queued to every local socket. The
+//! task reading a stream never waits on a socket, and the hub holds no domain
+//! state: only which sockets are here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use meno_core::store::SessionKey;
+use meno_proto::{
+    subscribe_response, target, ConnectionInfo, RefreshRequest, SessionEvent, SessionRef,
+    SubscribeRequest,
+};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::seed000;
+use crate::config::BridgeConfig;
+use crate::core_client::CoreClient;
+use crate::outbox::Outbox;
+
+/// Why a socket could not be attached to its session.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the core cannot stream this session: {0}")]
+pub struct AttachError(String);
+
+/// What a session's upstream stream is doing.
+#[derive(Debug, Clone, PartialEq)]
+enum Upstream {
+    Connecting,
+    Live,
+    Failed(String),
+}
+
+/// A local socket as the fan-out sees it.
+#[derive(Debug)]
+struct LocalSocket {
+    connection: ConnectionInfo,
+    outbox: Outbox,
+    /// Closed by the hub when the socket must start over (resync).
+    restart: CancellationToken,
+}
+
+/// One session's local sockets and its upstream stream.
+#[derive(Debug)]
+struct Fanout {
+    key: SessionKey,
+    sockets: Mutex<HashMap<u64, LocalSocket>>,
+    upstream: watch::Sender<Upstream>,
+    stop: CancellationToken,
+}
+
+impl Fanout {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<u64, LocalSocket>> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Encodes `event` once and queues it to every socket it is for.
+    fn deliver(&self, event: &SessionEvent) {
+        let Some(text) = seed000::encode_event(&self.key.session_id, event) else {
+            return;
+        };
+        let frame = Utf8Bytes::from(text);
+        let target = event.target.as_ref().and_then(|target| target.to.as_ref());
+        for socket in self.sockets().values() {
+            let wanted = match target {
+                None => true,
+                Some(target::To::ConnectionId(id)) => socket.connection.connection_id == *id,
+                Some(target::To::UserId(id)) => socket.connection.participant_id == *id,
+            };
+            if wanted {
+                socket.outbox.push(event.seq, frame.clone());
+            }
+        }
+    }
+
+    /// Tells every local socket to start over: the stream lost events that
+    /// neither the core's ring nor this bridge can replay.
+    fn restart_all(&self) {
+        for socket in self.sockets().values() {
+            socket.restart.cancel();
+        }
+    }
+}
+
+/// Detaches its socket from the hub when dropped.
+#[derive(Debug)]
+pub struct Attached {
+    hub: Hub,
+    key: SessionKey,
+    socket_id: u64,
+    /// Cancelled when the socket must reconnect to get a consistent state.
+    pub restart: CancellationToken,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.hub.detach(&self.key, self.socket_id);
+    }
+}
+
+#[derive(Debug)]
+struct HubInner {
+    sessions: Mutex<HashMap<SessionKey, Arc<Fanout>>>,
+    core: CoreClient,
+    config: Arc<BridgeConfig>,
+    next_socket_id: std::sync::atomic::AtomicU64,
+}
+
+/// This bridge's sessions and their local sockets.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// A hub streaming from `core`.
+    pub fn new(core: CoreClient, config: Arc<BridgeConfig>) -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                sessions: Mutex::default(),
+                core,
+                config,
+                next_socket_id: std::sync::atomic::AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<SessionKey, Arc<Fanout>>> {
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many sessions have local sockets.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// Adds a socket to its session's fan-out and returns once the session's
+    /// upstream stream is live, so every event after the socket's join
+    /// snapshot reaches its outbox.
+    pub async fn attach(
+        &self,
+        key: SessionKey,
+        connection: ConnectionInfo,
+        outbox: Outbox,
+    ) -> Result<Attached, AttachError> {
+        let socket_id = self
+            .inner
+            .next_socket_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let restart = CancellationToken::new();
+        let fanout = {
+            let mut sessions = self.sessions();
+            let fanout = sessions
+                .entry(key.clone())
+                .or_insert_with(|| self.start_fanout(key.clone()))
+                .clone();
+            fanout.sockets().insert(
+                socket_id,
+                LocalSocket {
+                    connection,
+                    outbox,
+                    restart: restart.clone(),
+                },
+            );
+            fanout
+        };
+        let attached = Attached {
+            hub: self.clone(),
+            key,
+            socket_id,
+            restart,
+        };
+        let mut upstream = fanout.upstream.subscribe();
+        let state = upstream
+            .wait_for(|state| *state != Upstream::Connecting)
+            .await
+            .map(|state| state.clone())
+            .unwrap_or_else(|_| Upstream::Failed("the session stream stopped".into()));
+        match state {
+            Upstream::Live => Ok(attached),
+            Upstream::Failed(reason) => Err(AttachError(reason)),
+            Upstream::Connecting => Err(AttachError("the session stream stopped".into())),
+        }
+    }
+
+    fn detach(&self, key: &SessionKey, socket_id: u64) {
+        let mut sessions = self.sessions();
+        let Some(fanout) = sessions.get(key) else {
+            return;
+        };
+        let empty = {
+            let mut sockets = fanout.sockets();
+            sockets.remove(&socket_id);
+            sockets.is_empty()
+        };
+        if empty {
+            fanout.stop.cancel();
+            sessions.remove(key);
+        }
+    }
+
+    fn start_fanout(&self, key: SessionKey) -> Arc<Fanout> {
+        let (upstream, _) = watch::channel(Upstream::Connecting);
+        let fanout = Arc::new(Fanout {
+            key,
+            sockets: Mutex::default(),
+            upstream,
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(run_upstream(Arc::clone(&fanout), self.inner.core.clone()));
+        tokio::spawn(run_refresh(
+            Arc::clone(&fanout),
+            self.inner.core.clone(),
+            self.inner.config.refresh_interval,
+        ));
+        fanout
+    }
+}
+
+fn session_ref(key: &SessionKey) -> SessionRef {
+    SessionRef {
+        tenant: key.tenant.clone(),
+        session_id: key.session_id.clone(),
+    }
+}
+
+/// Reads the session's event stream until the fan-out stops, re-subscribing
+/// from the last seq seen when the stream breaks.
+async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
+    let mut last_seq: Option<u64> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut events = core.events.clone();
+    let max_backoff = Duration::from_secs(5);
+    while !fanout.stop.is_cancelled() {
+        let request = SubscribeRequest {
+            session: Some(session_ref(&fanout.key)),
+            from_seq: last_seq,
+        };
+        let subscribed = tokio::select! {
+            subscribed = events.subscribe(request) => subscribed,
+            _ = fanout.stop.cancelled() => return,
+        };
+        match subscribed {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    let item = tokio::select! {
+                        item = stream.message() => item,
+                        _ = fanout.stop.cancelled() => return,
+                    };
+                    match item.map(|message| message.and_then(|message| message.item)) {
+                        Ok(Some(subscribe_response::Item::Subscribed(subscribed))) => {
+                            last_seq.get_or_insert(subscribed.head_seq);
+                            backoff = Duration::from_millis(100);
+                            fanout.upstream.send_replace(Upstream::Live);
+                        }
+                        Ok(Some(subscribe_response::Item::Event(event))) => {
+                            last_seq = Some(event.seq);
+                            fanout.deliver(&event);
+                        }
+                        Ok(Some(subscribe_response::Item::ResyncNeeded(resync))) => {
+                            tracing::info!(
+                                session = %fanout.key,
+                                from_seq = resync.from_seq,
+                                head_seq = resync.head_seq,
+                                "session stream cannot be resumed; sockets start over"
+                            );
+                            last_seq = None;
+                            fanout.restart_all();
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::warn!(session = %fanout.key, error = %status, "session stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::warn!(session = %fanout.key, error = %status, "cannot subscribe to session");
+                if *fanout.upstream.borrow() != Upstream::Live {
+                    // Sockets waiting to attach give up; the stream keeps
+                    // trying and turns live again when the core answers.
+                    fanout
+                        .upstream
+                        .send_replace(Upstream::Failed(status.message().to_owned()));
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = fanout.stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+/// Refreshes the TTL of this bridge's connections to the session: one call
+/// per session per interval, whatever the number of sockets.
+async fn run_refresh(fanout: Arc<Fanout>, core: CoreClient, interval: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = fanout.stop.cancelled() => return,
+        }
+        let connections: Vec<ConnectionInfo> = fanout
+            .sockets()
+            .values()
+            .map(|socket| socket.connection.clone())
+            .collect();
+        if connections.is_empty() {
+            continue;
+        }
+        let request = core.request(RefreshRequest {
+            session: Some(session_ref(&fanout.key)),
+            connections,
+        });
+        if let Err(status) = core.connections.clone().refresh(request).await {
+            tracing::warn!(session = %fanout.key, error = %status, "connection refresh failed");
+        }
+    }
+}

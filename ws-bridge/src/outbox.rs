@@ -1,0 +1,118 @@
+//! A socket's outbound queue, bounded in bytes.
+//!
+//! Fan-out pushes already-encoded frames here and never waits: when a socket
+//! falls so far behind that its queue would exceed the bound, the queue is
+//! marked overflowed and the socket's task closes it with 4008.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+/// One frame waiting for its socket, with the seq it carries (0: none).
+#[derive(Debug)]
+pub struct Outbound {
+    /// The event's seq, for dropping what the socket's snapshot already has.
+    pub seq: u64,
+    /// The encoded frame, shared by every socket of the session.
+    pub frame: Utf8Bytes,
+}
+
+/// The sending side, held by the session's fan-out.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    sender: mpsc::UnboundedSender<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+    limit_bytes: usize,
+    overflowed: CancellationToken,
+}
+
+/// The receiving side, held by the socket's task.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    receiver: mpsc::UnboundedReceiver<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+    overflowed: CancellationToken,
+}
+
+/// A queue of at most `limit_bytes` of frames.
+pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let overflowed = CancellationToken::new();
+    (
+        Outbox {
+            sender,
+            queued_bytes: Arc::clone(&queued_bytes),
+            limit_bytes,
+            overflowed: overflowed.clone(),
+        },
+        OutboxReceiver {
+            receiver,
+            queued_bytes,
+            overflowed,
+        },
+    )
+}
+
+impl Outbox {
+    /// Queues a frame without waiting. Returns false when the socket is
+    /// gone or has overflowed (it will be closed; nothing more is queued).
+    pub fn push(&self, seq: u64, frame: Utf8Bytes) -> bool {
+        if self.overflowed.is_cancelled() {
+            return false;
+        }
+        let size = frame.len();
+        let before = self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.limit_bytes {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.overflowed.cancel();
+            return false;
+        }
+        self.sender.send(Outbound { seq, frame }).is_ok()
+    }
+}
+
+impl OutboxReceiver {
+    /// Takes up to `limit` queued frames, waiting for at least one.
+    /// Returns 0 when every sender is gone.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<Outbound>, limit: usize) -> usize {
+        let received = self.receiver.recv_many(buffer, limit).await;
+        let bytes: usize = buffer.iter().map(|outbound| outbound.frame.len()).sum();
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        received
+    }
+
+    /// Cancelled when the queue overflows: the socket is a slow consumer.
+    pub fn overflow_signal(&self) -> CancellationToken {
+        self.overflowed.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn overflow_is_flagged_and_stops_queueing() {
+        let (outbox, mut receiver) = outbox(10);
+        assert!(outbox.push(1, Utf8Bytes::from_static("12345")));
+        assert!(outbox.push(2, Utf8Bytes::from_static("12345")));
+        assert!(!outbox.push(3, Utf8Bytes::from_static("1")));
+        assert!(!outbox.push(4, Utf8Bytes::from_static("")));
+        assert!(receiver.overflow_signal().is_cancelled());
+        let mut frames = Vec::new();
+        assert_eq!(receiver.recv_many(&mut frames, 10).await, 2);
+    }
+
+    #[tokio::test]
+    async fn draining_frees_room() {
+        let (outbox, mut receiver) = outbox(10);
+        assert!(outbox.push(1, Utf8Bytes::from_static("1234567890")));
+        let mut frames = Vec::new();
+        receiver.recv_many(&mut frames, 10).await;
+        assert!(outbox.push(2, Utf8Bytes::from_static("1234567890")));
+    }
+}

@@ -1,0 +1,447 @@
+//! One WebSocket client, from join to leave, in one task.
+//!
+//! The task reads client frames, runs one core call at a time for them (so a
+//! client's actions reach the core in the order sent), and writes what the
+//! hub queued for it, batching every queued frame into one flush. Bad input
+//! gets an `error` envelope and the socket stays usable.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use meno_core::error::CoreError;
+use meno_core::store::{SessionKey, DEFAULT_TENANT};
+use meno_proto::{
+    join_response, Actor, ConnectionInfo, HeartbeatRequest, JoinRequest, JoinResponse,
+    LeaseReleaseRequest, LeaseSetRequest, LeaveRequest, PresenceUpdateRequest, SendChatRequest,
+    SessionRef,
+};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{seed000, ClientCommand, ErrorEnvelope};
+use crate::config::BridgeConfig;
+use crate::connect::ConnectParams;
+use crate::core_client::CoreClient;
+use crate::hub::Hub;
+use crate::outbox::{outbox, Outbound};
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+type CallFuture = Pin<Box<dyn Future<Output = Vec<Utf8Bytes>> + Send>>;
+
+/// WebSocket close codes (DESIGN §7).
+pub mod close_code {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// The bridge is draining.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Policy violation.
+    pub const POLICY: u16 = 1008;
+    /// Message too big.
+    pub const TOO_BIG: u16 = 1009;
+    /// The core failed; reconnect later.
+    pub const INTERNAL: u16 = 1011;
+    /// The session must be rejoined (reconnect with `lastSeq`).
+    pub const SERVICE_RESTART: u16 = 1012;
+    /// The core is unavailable; reconnect later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The socket's outbound queue overflowed.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// Who the client is and where from, as the upgrade request said.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The validated seed-000 query.
+    pub params: ConnectParams,
+    /// Peer address.
+    pub ip: String,
+    /// `User-Agent`, truncated.
+    pub user_agent: String,
+}
+
+/// What the socket's task shares with the rest of the bridge.
+#[derive(Debug, Clone)]
+pub struct SocketContext {
+    /// The core.
+    pub core: CoreClient,
+    /// Session fan-out.
+    pub hub: Hub,
+    /// Settings.
+    pub config: Arc<BridgeConfig>,
+    /// Cancelled when the bridge drains: sockets close with 1001.
+    pub drain: CancellationToken,
+}
+
+fn now_ms() -> i64 {
+    use meno_core::clock::Clock;
+    meno_core::clock::SystemClock.now_ms()
+}
+
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason.to_owned()),
+    }
+}
+
+fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
+    Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_core(err, action)))
+}
+
+/// Runs one client socket to its end.
+pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
+    let params = &client.params;
+    let key = SessionKey::new(DEFAULT_TENANT, params.session_id.clone());
+    let connection = ConnectionInfo {
+        connection_id: uuid::Uuid::now_v7().to_string(),
+        participant_id: params.participant_id.clone(),
+        name: params.name.clone(),
+        role: params.role as i32,
+        client: params.client as i32,
+        bridge_id: context.config.bridge_id.clone(),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        connected_at_ms: now_ms(),
+    };
+    let (outbox, mut outbound) = outbox(context.config.outbound_queue_bytes);
+    let attached = match context
+        .hub
+        .attach(key.clone(), connection.clone(), outbox)
+        .await
+    {
+        Ok(attached) => attached,
+        Err(err) => {
+            let err = CoreError::unavailable(err.to_string());
+            let _ = ws.send(Message::Text(error_frame(&err, None))).await;
+            let _ = ws
+                .close(Some(close_frame(close_code::TRY_AGAIN_LATER, "core unavailable")))
+                .await;
+            return;
+        }
+    };
+    let join = JoinRequest {
+        session: Some(session_ref(&key)),
+        connection: Some(connection.clone()),
+        last_seq: params.last_seq,
+        history_limit: 0,
+    };
+    let joined = match context
+        .core
+        .connections
+        .clone()
+        .join(context.core.request(join))
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let err = CoreError::from_status(&status);
+            let _ = ws.send(Message::Text(error_frame(&err, None))).await;
+            let code = if err.code.retryable() {
+                close_code::TRY_AGAIN_LATER
+            } else {
+                close_code::POLICY
+            };
+            let _ = ws.close(Some(close_frame(code, "join refused"))).await;
+            return;
+        }
+    };
+    let snapshot_seq = joined.snapshot_seq;
+    let mut session = Session {
+        key,
+        connection,
+        context: context.clone(),
+    };
+    let ended = match write_frames(&mut ws, session.start_frames(joined)).await {
+        Ok(()) => session.serve(&mut ws, &mut outbound, snapshot_seq, &attached).await,
+        Err(_) => Ended::Abnormal,
+    };
+    drop(attached);
+    let leave = LeaveRequest {
+        session: Some(session_ref(&session.key)),
+        connection_id: session.connection.connection_id.clone(),
+        graceful: !matches!(ended, Ended::Abnormal),
+    };
+    if let Err(status) = context
+        .core
+        .connections
+        .clone()
+        .leave(context.core.request(leave))
+        .await
+    {
+        tracing::debug!(error = %status, "leave failed; the connection will expire");
+    }
+}
+
+/// How a socket ended, which decides what others see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The client closed, or the bridge closed it on purpose.
+    Closed,
+    /// The connection broke: the participant shows `reconnecting` for a while.
+    Abnormal,
+}
+
+struct Session {
+    key: SessionKey,
+    connection: ConnectionInfo,
+    context: SocketContext,
+}
+
+fn session_ref(key: &SessionKey) -> SessionRef {
+    SessionRef {
+        tenant: key.tenant.clone(),
+        session_id: key.session_id.clone(),
+    }
+}
+
+async fn write_frames(ws: &mut Ws, frames: Vec<Utf8Bytes>) -> Result<(), WsError> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    for frame in frames {
+        ws.feed(Message::Text(frame)).await?;
+    }
+    ws.flush().await
+}
+
+impl Session {
+    /// The frames a socket starts with: a snapshot (`chat.sync`,
+    /// `presence.snapshot`, the lease when active) or what it missed.
+    fn start_frames(&self, joined: JoinResponse) -> Vec<Utf8Bytes> {
+        let session_id = &self.key.session_id;
+        let seq = joined.snapshot_seq;
+        let mut frames = Vec::new();
+        match joined.start {
+            Some(join_response::Start::Resume(resume)) => {
+                frames.extend(
+                    resume
+                        .events
+                        .iter()
+                        .filter_map(|event| seed000::encode_event(session_id, event)),
+                );
+                if let Some(state) = resume.state.filter(|_| resume.has_state) {
+                    frames.push(seed000::encode_snapshot(session_id, seq, &state.participants));
+                    if let Some(lease) = &state.lease {
+                        frames.push(seed000::encode_lease(session_id, Some(seq), lease));
+                    }
+                }
+            }
+            Some(join_response::Start::Snapshot(snapshot)) => {
+                frames.push(seed000::encode_sync(session_id, seq, &snapshot.history));
+                frames.push(seed000::encode_snapshot(
+                    session_id,
+                    seq,
+                    &snapshot.participants,
+                ));
+                if snapshot.lease_active {
+                    if let Some(lease) = &snapshot.lease {
+                        frames.push(seed000::encode_lease(session_id, Some(seq), lease));
+                    }
+                }
+            }
+            None => {}
+        }
+        frames.into_iter().map(Utf8Bytes::from).collect()
+    }
+
+    async fn serve(
+        &mut self,
+        ws: &mut Ws,
+        outbound: &mut crate::outbox::OutboxReceiver,
+        snapshot_seq: u64,
+        attached: &crate::hub::Attached,
+    ) -> Ended {
+        let mut in_flight: Option<CallFuture> = None;
+        let mut queued: Vec<Outbound> = Vec::with_capacity(64);
+        let overflowed = outbound.overflow_signal();
+        loop {
+            tokio::select! {
+                _ = overflowed.cancelled() => {
+                    tracing::info!(session = %self.key, "closing a slow consumer");
+                    let _ = ws.close(Some(close_frame(close_code::SLOW_CONSUMER, "slow consumer"))).await;
+                    return Ended::Closed;
+                }
+                _ = attached.restart.cancelled() => {
+                    let _ = ws.close(Some(close_frame(
+                        close_code::SERVICE_RESTART,
+                        "session stream restarted; reconnect with lastSeq",
+                    ))).await;
+                    return Ended::Closed;
+                }
+                _ = self.context.drain.cancelled(), if in_flight.is_none() => {
+                    let _ = ws.close(Some(close_frame(close_code::GOING_AWAY, "server draining"))).await;
+                    return Ended::Closed;
+                }
+                frames = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    if write_frames(ws, frames).await.is_err() {
+                        return Ended::Abnormal;
+                    }
+                }
+                received = outbound.recv_many(&mut queued, 256) => {
+                    if received == 0 {
+                        return Ended::Closed;
+                    }
+                    let frames = queued
+                        .drain(..)
+                        .filter(|outbound| outbound.seq > snapshot_seq)
+                        .map(|outbound| outbound.frame)
+                        .collect();
+                    if write_frames(ws, frames).await.is_err() {
+                        return Ended::Abnormal;
+                    }
+                }
+                message = ws.next(), if in_flight.is_none() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        match seed000::decode_with(&text, &self.context.config.limits) {
+                            Ok(ClientCommand::Ping) => {
+                                let pong = Utf8Bytes::from(seed000::encode_pong(now_ms()));
+                                if write_frames(ws, vec![pong]).await.is_err() {
+                                    return Ended::Abnormal;
+                                }
+                            }
+                            Ok(command) => in_flight = Some(self.dispatch(command)),
+                            Err(err) => {
+                                let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
+                                if write_frames(ws, vec![frame]).await.is_err() {
+                                    return Ended::Abnormal;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let err = CoreError::invalid("binary frames are not supported; send JSON text");
+                        if write_frames(ws, vec![error_frame(&err, None)]).await.is_err() {
+                            return Ended::Abnormal;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the close reply; flushing sends it.
+                        let _ = ws.flush().await;
+                        return Ended::Closed;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        if ws.flush().await.is_err() {
+                            return Ended::Abnormal;
+                        }
+                    }
+                    Some(Err(WsError::Capacity(err))) => {
+                        let reason = format!("message too big: {err}");
+                        let _ = ws.close(Some(close_frame(close_code::TOO_BIG, &reason))).await;
+                        return Ended::Closed;
+                    }
+                    Some(Err(_)) | None => return Ended::Abnormal,
+                },
+            }
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            participant_id: self.connection.participant_id.clone(),
+            connection_id: self.connection.connection_id.clone(),
+            name: self.connection.name.clone(),
+            role: self.connection.role,
+        }
+    }
+
+    /// Starts the core call for a client action; resolves to the frames the
+    /// sender alone should get (errors, a duplicate's stored message).
+    fn dispatch(&self, command: ClientCommand) -> CallFuture {
+        let core = self.context.core.clone();
+        let session = Some(session_ref(&self.key));
+        let session_id = self.key.session_id.clone();
+        let actor = Some(self.actor());
+        let action = seed000::action_of(&command);
+        Box::pin(async move {
+            let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
+                ClientCommand::ChatSend {
+                    message_id,
+                    content,
+                    created_at_ms,
+                    meta,
+                } => {
+                    let request = core.request(SendChatRequest {
+                        session,
+                        actor,
+                        client_ref: message_id,
+                        kind: String::new(),
+                        content,
+                        meta_json: meta
+                            .map(|meta| serde_json::Value::Object(meta).to_string())
+                            .unwrap_or_default(),
+                        created_at_ms: created_at_ms.unwrap_or(0),
+                    });
+                    core.chat.clone().send(request).await.map(|response| {
+                        let response = response.into_inner();
+                        match response.message.filter(|_| response.duplicate) {
+                            Some(stored) => vec![Utf8Bytes::from(
+                                seed000::encode_chat_message(&session_id, Some(stored.seq), &stored),
+                            )],
+                            None => Vec::new(),
+                        }
+                    })
+                }
+                ClientCommand::PresenceUpdate {
+                    status,
+                    is_typing,
+                    is_speaking,
+                    last_seen_ms,
+                    extra,
+                } => {
+                    let request = core.request(PresenceUpdateRequest {
+                        session,
+                        actor,
+                        status: status.map(|status| status as i32),
+                        is_typing,
+                        is_speaking,
+                        last_seen_ms,
+                        extra_json: extra.map(|extra| serde_json::Value::Object(extra).to_string()),
+                    });
+                    core.presence.clone().update(request).await.map(|_| Vec::new())
+                }
+                ClientCommand::PresenceHeartbeat { last_seen_ms } => {
+                    let request = core.request(HeartbeatRequest {
+                        session,
+                        actor,
+                        last_seen_ms,
+                    });
+                    core.presence.clone().heartbeat(request).await.map(|_| Vec::new())
+                }
+                ClientCommand::LeaseSet {
+                    lease_id,
+                    step_index,
+                    lease_duration_ms,
+                } => {
+                    let request = core.request(LeaseSetRequest {
+                        session,
+                        actor,
+                        lease_id_hint: lease_id.unwrap_or_default(),
+                        step_index,
+                        duration_ms: lease_duration_ms.unwrap_or(0),
+                    });
+                    core.lease.clone().set(request).await.map(|_| Vec::new())
+                }
+                ClientCommand::LeaseRelease { lease_id } => {
+                    let request = core.request(LeaseReleaseRequest {
+                        session,
+                        actor,
+                        lease_id: lease_id.unwrap_or_default(),
+                    });
+                    core.lease.clone().release(request).await.map(|_| Vec::new())
+                }
+                ClientCommand::Ping => Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))]),
+            };
+            outcome.unwrap_or_else(|status| {
+                vec![error_frame(&CoreError::from_status(&status), Some(action))]
+            })
+        })
+    }
+}
