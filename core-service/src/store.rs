@@ -67,7 +67,7 @@ pub struct SessionRecord {
     pub lease: Option<LeaseState>,
     /// Presence rows as last written behind.
     pub participants: Vec<PresenceState>,
-    /// Connection rows that have not expired.
+    /// Connection rows as stored, expired or not: the caller filters by time.
     pub connections: Vec<StoredConnection>,
 }
 

@@ -2,6 +2,7 @@
 //! Nothing here is written by hand but the re-exports.
 #![forbid(unsafe_code)]
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![allow(clippy::large_enum_variant, clippy::all)]
 
 /// `meno.realtime.v1`: services, requests and session events.
 pub mod v1 {

@@ -1,1 +1,394 @@
-//! placeholder
+//! Harness for the end-to-end tests: a real core and bridge on loopback
+//! sockets (in this process, or as real binaries), and WebSocket clients that
+//! speak the seed-000 wire format.
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use meno_bridge::config::BridgeConfig;
+use meno_bridge::core_client::CoreClient;
+use meno_bridge::server::Bridge;
+use meno_core::clock::{Clock, ManualClock};
+use meno_core::config::SessionConfig;
+use meno_core::server::Core;
+use meno_core::store::{EmbeddedStore, MemoryStore, Store};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub mod process;
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Monolithic (core in the bridge's process, in-memory transport) or split
+/// (core on its own TCP port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Monolithic,
+    Split,
+}
+
+/// A running system: core + bridge, with a manual clock.
+#[derive(Debug)]
+pub struct System {
+    pub bridge_addr: SocketAddr,
+    pub core_addr: Option<SocketAddr>,
+    pub clock: ManualClock,
+    pub core: Core,
+    stop: CancellationToken,
+    _data: Option<tempfile::TempDir>,
+}
+
+/// Session policy for tests: fast ticks, so manual-clock expiries show at once.
+pub fn test_session_config() -> SessionConfig {
+    SessionConfig {
+        tick_interval: Duration::from_millis(10),
+        ..SessionConfig::default()
+    }
+}
+
+impl System {
+    /// A system on the memory store.
+    pub async fn start(mode: Mode) -> Self {
+        Self::start_with(
+            mode,
+            Arc::new(MemoryStore::new()),
+            test_session_config(),
+            None,
+        )
+        .await
+    }
+
+    /// A system on the embedded store in a fresh directory.
+    pub async fn start_embedded(mode: Mode) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open embedded store"));
+        Self::start_with(mode, store, test_session_config(), Some(dir)).await
+    }
+
+    pub async fn start_with(
+        mode: Mode,
+        store: Arc<dyn Store>,
+        config: SessionConfig,
+        data: Option<tempfile::TempDir>,
+    ) -> Self {
+        let clock = ManualClock::new(1_790_000_000_000);
+        let core = Core::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config).await;
+        let stop = CancellationToken::new();
+        let bridge_config = BridgeConfig {
+            refresh_interval: Duration::from_secs(3600),
+            ..BridgeConfig::default()
+        };
+        let (core_client, core_addr) = match mode {
+            Mode::Monolithic => (
+                CoreClient::new(core.in_process_channel(), bridge_config.core_timeout),
+                None,
+            ),
+            Mode::Split => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind core");
+                let addr = listener.local_addr().expect("core addr");
+                let serving = core.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { serving.serve(listener, stop).await });
+                let client =
+                    CoreClient::connect_lazy(&format!("http://{addr}"), bridge_config.core_timeout)
+                        .expect("core client");
+                (client, Some(addr))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind bridge");
+        let bridge_addr = listener.local_addr().expect("bridge addr");
+        let bridge = Bridge::new(core_client, bridge_config);
+        let bridge_stop = stop.clone();
+        tokio::spawn(async move {
+            bridge
+                .serve(listener, bridge_stop, Duration::from_secs(5))
+                .await
+        });
+        Self {
+            bridge_addr,
+            core_addr,
+            clock,
+            core,
+            stop,
+            _data: data,
+        }
+    }
+
+    /// The WebSocket URL with a seed-000 query.
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}", self.bridge_addr)
+    }
+
+    /// Connects a participant and reads its start frames (`chat.sync`,
+    /// `presence.snapshot`, and the lease when one is active).
+    pub async fn join(&self, session: &str, participant: &str, role: &str) -> Client {
+        let query = format!(
+            "sessionId={session}&participantId={participant}&name={participant}-name&role={role}&client=web"
+        );
+        Client::connect(&self.ws_url(&query)).await
+    }
+
+    /// Moves the manual clock.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A seed-000 WebSocket client.
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|err| panic!("connect {url}: {err}"));
+        Self { ws }
+    }
+
+    /// Sends `{action, payload}`.
+    pub async fn send(&mut self, action: &str, payload: Value) {
+        self.send_raw(&json!({"action": action, "payload": payload}).to_string())
+            .await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send frame");
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send frame");
+    }
+
+    pub async fn chat(&mut self, message_id: &str, content: &str) {
+        self.send(
+            "chat.send",
+            json!({"messageId": message_id, "content": content}),
+        )
+        .await;
+    }
+
+    /// The next JSON frame, failing the test after [`WAIT`].
+    pub async fn recv(&mut self) -> Value {
+        match self.try_recv(WAIT).await {
+            Some(value) => value,
+            None => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    /// The next JSON frame within `wait`, or `None`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => panic!("closed by server: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("socket error: {err}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
+    /// The next frame, asserting its type.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
+        frame
+    }
+
+    /// Reads start frames: `chat.sync` then `presence.snapshot`.
+    pub async fn expect_start(&mut self) -> (Value, Value) {
+        let sync = self.expect("chat.sync").await;
+        let snapshot = self.expect("presence.snapshot").await;
+        (sync, snapshot)
+    }
+
+    /// Skips frames until one of `kind` satisfies `matches`.
+    pub async fn expect_where(&mut self, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = self.try_recv(left).await else {
+                panic!("no {kind} matching within {WAIT:?}; saw {seen:#?}");
+            };
+            if frame["type"] == kind && matches(&frame) {
+                return frame;
+            }
+            seen.push(frame);
+        }
+    }
+
+    /// Asserts that nothing arrives for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Some(frame) = self.try_recv(quiet).await {
+            panic!("expected no frame, got {frame}");
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => panic!("socket not closed within {WAIT:?}"),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|frame: CloseFrame| u16::from(frame.code))
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return None,
+            }
+        }
+    }
+
+    /// Closes with a close frame (a graceful leave).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Some(Ok(_)) = self.ws.next().await {}
+    }
+
+    /// Drops the TCP connection without a close frame (an abnormal close).
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
+
+/// A fresh, unique session id, so tests never share state.
+pub fn session_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The `seq` of a frame.
+pub fn seq(frame: &Value) -> u64 {
+    frame["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seq in {frame}"))
+}
+
+/// A raw HTTP GET, returning status and body.
+pub async fn http_get(addr: SocketAddr, path_and_query: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("response in time")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            if head.starts_with("HTTP/1.1 101") || length.is_some_and(|length| body.len() >= length)
+            {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status code");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Path of a workspace binary next to the test executable, built if needed.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf();
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = std::process::Command::new(cargo);
+        command.args(["build", "--bin", name]);
+        if profile_dir.ends_with("release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    path
+}
+
+/// Runs each named `async fn scenario(mode: Mode)` as two tests: monolithic
+/// and split.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($scenario:ident),* $(,)?) => {
+        mod monolithic {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::Mode::Monolithic).await
+                }
+            )*
+        }
+        mod split {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::Mode::Split).await
+                }
+            )*
+        }
+    };
+}

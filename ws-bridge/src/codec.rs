@@ -194,7 +194,9 @@ pub enum ProtocolError {
         reason: String,
     },
     /// `status` is a string outside what clients may set.
-    #[error("`payload.status` {value:?} is not one of online, typing, speaking, muted, reconnecting")]
+    #[error(
+        "`payload.status` {value:?} is not one of online, typing, speaking, muted, reconnecting"
+    )]
     InvalidStatus {
         /// The action.
         action: &'static str,

@@ -10,8 +10,12 @@ use crate::codec::Limits;
 
 /// `meno-bridge` command line.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "meno-bridge", version, about = "meno-realtime ws-bridge: the WebSocket edge. \
-Without --core it hosts the core in the same process (monolithic mode).")]
+#[command(
+    name = "meno-bridge",
+    version,
+    about = "meno-realtime ws-bridge: the WebSocket edge. \
+Without --core it hosts the core in the same process (monolithic mode)."
+)]
 pub struct BridgeArgs {
     /// HTTP/WebSocket listen address.
     #[arg(long, env = "MENO_LISTEN", default_value = "127.0.0.1:8080")]

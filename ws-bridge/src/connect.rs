@@ -216,8 +216,12 @@ fn last_seq(value: Option<Cow<'_, str>>) -> Result<Option<u64>, ConnectError> {
         Some(value) if value.bytes().all(|b| b.is_ascii_digit()) => value
             .parse()
             .map(Some)
-            .map_err(|_| ConnectError::InvalidLastSeq { value: clip(&value) }),
-        Some(value) => Err(ConnectError::InvalidLastSeq { value: clip(&value) }),
+            .map_err(|_| ConnectError::InvalidLastSeq {
+                value: clip(&value),
+            }),
+        Some(value) => Err(ConnectError::InvalidLastSeq {
+            value: clip(&value),
+        }),
     }
 }
 
@@ -225,12 +229,12 @@ fn clip(text: &str) -> String {
     text.chars().take(ECHO_CHARS).collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const GOOD: &str = "sessionId=lesson-42&participantId=p_7&name=Ada%20Lovelace&role=student&client=web";
+    const GOOD: &str =
+        "sessionId=lesson-42&participantId=p_7&name=Ada%20Lovelace&role=student&client=web";
 
     fn reason(query: &str) -> String {
         match parse_connect_query(Some(query)) {
@@ -263,7 +267,10 @@ mod tests {
             ("observer", Role::Observer),
         ] {
             let query = GOOD.replace("role=student", &format!("role={text}"));
-            assert_eq!(parse_connect_query(Some(&query)).map(|p| p.role), Ok(expected));
+            assert_eq!(
+                parse_connect_query(Some(&query)).map(|p| p.role),
+                Ok(expected)
+            );
         }
         for (text, expected) in [
             ("web", ClientKind::Web),
@@ -271,7 +278,10 @@ mod tests {
             ("native", ClientKind::Native),
         ] {
             let query = GOOD.replace("client=web", &format!("client={text}"));
-            assert_eq!(parse_connect_query(Some(&query)).map(|p| p.client), Ok(expected));
+            assert_eq!(
+                parse_connect_query(Some(&query)).map(|p| p.client),
+                Ok(expected)
+            );
         }
         let query = format!("{GOOD}&lastSeq=18446744073709551615");
         assert_eq!(
@@ -297,7 +307,10 @@ mod tests {
     #[test]
     fn empty_last_seq_is_absent() {
         let query = format!("{GOOD}&lastSeq=");
-        assert_eq!(parse_connect_query(Some(&query)).map(|p| p.last_seq), Ok(None));
+        assert_eq!(
+            parse_connect_query(Some(&query)).map(|p| p.last_seq),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -320,7 +333,10 @@ mod tests {
     fn empty_fields_are_named() {
         assert_eq!(reason(&GOOD.replace("lesson-42", "")), "empty sessionId");
         assert_eq!(reason(&GOOD.replace("p_7", "")), "empty participantId");
-        assert_eq!(reason(&GOOD.replace("Ada%20Lovelace", "%20%20")), "empty name");
+        assert_eq!(
+            reason(&GOOD.replace("Ada%20Lovelace", "%20%20")),
+            "empty name"
+        );
         assert_eq!(reason(&GOOD.replace("student", "")), "empty role");
     }
 

@@ -67,7 +67,12 @@ impl Bridge {
     /// Serves HTTP on `listener` until `stop` is cancelled, then drains:
     /// stops accepting, closes every socket with 1001 once its in-flight
     /// call has finished, and waits for them at most `drain_timeout`.
-    pub async fn serve(&self, listener: TcpListener, stop: CancellationToken, drain_timeout: Duration) {
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        stop: CancellationToken,
+        drain_timeout: Duration,
+    ) {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -159,7 +164,10 @@ impl Bridge {
             .get(header::SEC_WEBSOCKET_VERSION)
             .is_some_and(|value| value == "13");
         let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-            return text(StatusCode::BAD_REQUEST, "not a WebSocket handshake: missing Sec-WebSocket-Key\n");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "not a WebSocket handshake: missing Sec-WebSocket-Key\n",
+            );
         };
         if !is_upgrade || !version_ok {
             return text(

@@ -92,7 +92,9 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
 }
 
 fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
-    Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_core(err, action)))
+    Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_core(
+        err, action,
+    )))
 }
 
 /// Runs one client socket to its end.
@@ -121,7 +123,10 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
             let err = CoreError::unavailable(err.to_string());
             let _ = ws.send(Message::Text(error_frame(&err, None))).await;
             let _ = ws
-                .close(Some(close_frame(close_code::TRY_AGAIN_LATER, "core unavailable")))
+                .close(Some(close_frame(
+                    close_code::TRY_AGAIN_LATER,
+                    "core unavailable",
+                )))
                 .await;
             return;
         }
@@ -159,7 +164,11 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         context: context.clone(),
     };
     let ended = match write_frames(&mut ws, session.start_frames(joined)).await {
-        Ok(()) => session.serve(&mut ws, &mut outbound, snapshot_seq, &attached).await,
+        Ok(()) => {
+            session
+                .serve(&mut ws, &mut outbound, snapshot_seq, &attached)
+                .await
+        }
         Err(_) => Ended::Abnormal,
     };
     drop(attached);
@@ -227,7 +236,11 @@ impl Session {
                         .filter_map(|event| seed000::encode_event(session_id, event)),
                 );
                 if let Some(state) = resume.state.filter(|_| resume.has_state) {
-                    frames.push(seed000::encode_snapshot(session_id, seq, &state.participants));
+                    frames.push(seed000::encode_snapshot(
+                        session_id,
+                        seq,
+                        &state.participants,
+                    ));
                     if let Some(lease) = &state.lease {
                         frames.push(seed000::encode_lease(session_id, Some(seq), lease));
                     }
@@ -382,9 +395,11 @@ impl Session {
                     core.chat.clone().send(request).await.map(|response| {
                         let response = response.into_inner();
                         match response.message.filter(|_| response.duplicate) {
-                            Some(stored) => vec![Utf8Bytes::from(
-                                seed000::encode_chat_message(&session_id, Some(stored.seq), &stored),
-                            )],
+                            Some(stored) => vec![Utf8Bytes::from(seed000::encode_chat_message(
+                                &session_id,
+                                Some(stored.seq),
+                                &stored,
+                            ))],
                             None => Vec::new(),
                         }
                     })
@@ -405,7 +420,11 @@ impl Session {
                         last_seen_ms,
                         extra_json: extra.map(|extra| serde_json::Value::Object(extra).to_string()),
                     });
-                    core.presence.clone().update(request).await.map(|_| Vec::new())
+                    core.presence
+                        .clone()
+                        .update(request)
+                        .await
+                        .map(|_| Vec::new())
                 }
                 ClientCommand::PresenceHeartbeat { last_seen_ms } => {
                     let request = core.request(HeartbeatRequest {
@@ -413,7 +432,11 @@ impl Session {
                         actor,
                         last_seen_ms,
                     });
-                    core.presence.clone().heartbeat(request).await.map(|_| Vec::new())
+                    core.presence
+                        .clone()
+                        .heartbeat(request)
+                        .await
+                        .map(|_| Vec::new())
                 }
                 ClientCommand::LeaseSet {
                     lease_id,
@@ -435,7 +458,11 @@ impl Session {
                         actor,
                         lease_id: lease_id.unwrap_or_default(),
                     });
-                    core.lease.clone().release(request).await.map(|_| Vec::new())
+                    core.lease
+                        .clone()
+                        .release(request)
+                        .await
+                        .map(|_| Vec::new())
                 }
                 ClientCommand::Ping => Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))]),
             };

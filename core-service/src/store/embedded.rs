@@ -1,11 +1,11 @@
 //! The embedded [`Store`]: one redb file (`meno.redb`) in a data directory,
 //! durable across restarts, with group commit.
 //!
-//! All writes go through one writer thread ([`writer`]) that applies every
+//! All writes go through one writer thread (`writer`) that applies every
 //! queued batch in one redb write transaction and one fsync, so concurrent
 //! sessions share the cost of the disk round trip. Reads run on redb read
-//! transactions on the blocking pool ([`reads`]) and never wait for the writer.
-//! Rows are prost-encoded ([`rows`]); bad bytes become [`StoreError::Corrupt`],
+//! transactions on the blocking pool (`reads`) and never wait for the writer.
+//! Rows are prost-encoded (`rows`); bad bytes become [`StoreError::Corrupt`],
 //! never a panic.
 //!
 //! Tables, all keyed by `(tenant, session_id, ...)` so a session's rows are

@@ -34,6 +34,10 @@ mod encode;
 mod decode_tests;
 #[cfg(test)]
 mod encode_tests;
+#[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
+mod robustness_tests;
 
 pub use decode::{decode, decode_with};
 pub use encode::{

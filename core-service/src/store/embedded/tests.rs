@@ -1,3 +1,6 @@
+//! Embedded-store behaviour beyond the conformance suite: restarts, group
+//! commit, isolation of a failing request, corrupt bytes, a stopped writer.
+
 use std::sync::Arc;
 
 use meno_proto::{ChatMessage, LeaseState, PresenceState};

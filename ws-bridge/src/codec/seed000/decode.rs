@@ -71,11 +71,14 @@ pub fn decode_with(text: &str, limits: &Limits) -> Result<ClientCommand, Protoco
     }
 }
 
+/// A payload object, absent when the client sent none (or `null`).
+type Payload = Option<Map<String, Value>>;
+
 /// Splits `{action, payload}` into a known action and an optional payload
 /// object; every other top-level key is ignored.
 fn split_envelope(
     mut envelope: Map<String, Value>,
-) -> Result<(&'static str, Option<Map<String, Value>>), ProtocolError> {
+) -> Result<(&'static str, Payload), ProtocolError> {
     let action = match envelope.get("action") {
         None | Some(Value::Null) => return Err(ProtocolError::MissingAction),
         Some(Value::String(name)) => known_action(name)?,
@@ -109,9 +112,7 @@ fn known_action(name: &str) -> Result<&'static str, ProtocolError> {
     ]
     .into_iter()
     .find(|known| *known == name)
-    .ok_or_else(|| ProtocolError::UnknownAction {
-        action: clip(name),
-    })
+    .ok_or_else(|| ProtocolError::UnknownAction { action: clip(name) })
 }
 
 fn chat_send(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
@@ -132,12 +133,14 @@ fn chat_send(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, Proto
 fn presence_update(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, ProtocolError> {
     let status = match fields.string("status")? {
         None => None,
-        Some(status) => Some(client_status(&status).ok_or_else(|| {
-            ProtocolError::InvalidStatus {
-                action: fields.action,
-                value: clip(&status),
-            }
-        })?),
+        Some(status) => {
+            Some(
+                client_status(&status).ok_or_else(|| ProtocolError::InvalidStatus {
+                    action: fields.action,
+                    value: clip(&status),
+                })?,
+            )
+        }
     };
     Ok(ClientCommand::PresenceUpdate {
         status,
@@ -190,16 +193,13 @@ struct Fields {
 }
 
 impl Fields {
-    fn required(
-        action: &'static str,
-        payload: Option<Map<String, Value>>,
-    ) -> Result<Self, ProtocolError> {
+    fn required(action: &'static str, payload: Payload) -> Result<Self, ProtocolError> {
         payload
             .map(|map| Self { action, map })
             .ok_or(ProtocolError::MissingPayload { action })
     }
 
-    fn optional(action: &'static str, payload: Option<Map<String, Value>>) -> Self {
+    fn optional(action: &'static str, payload: Payload) -> Self {
         Self {
             action,
             map: payload.unwrap_or_default(),
@@ -305,7 +305,12 @@ impl Fields {
         Ok(lease_id)
     }
 
-    fn check_id(&self, field: &'static str, id: &str, limits: &Limits) -> Result<(), ProtocolError> {
+    fn check_id(
+        &self,
+        field: &'static str,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<(), ProtocolError> {
         if id.is_empty() {
             return Err(ProtocolError::Empty {
                 action: self.action,
@@ -319,7 +324,12 @@ impl Fields {
         Ok(())
     }
 
-    fn wrong_type(&self, field: &'static str, expected: &'static str, found: &Value) -> ProtocolError {
+    fn wrong_type(
+        &self,
+        field: &'static str,
+        expected: &'static str,
+        found: &Value,
+    ) -> ProtocolError {
         ProtocolError::WrongType {
             action: self.action,
             field,
