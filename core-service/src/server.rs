@@ -10,7 +10,7 @@ use meno_proto::{
     presence_service_server::PresenceServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Channel, Endpoint, Server};
@@ -107,7 +107,10 @@ impl Core {
         listener: TcpListener,
         stop: CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
-        let incoming = TcpListenerStream::new(listener);
+        // Without TCP_NODELAY, small responses wait out delayed ACKs (~40 ms).
+        let incoming = tonic::transport::server::TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(30)));
         let core = self.clone();
         self.router()
             .serve_with_incoming_shutdown(incoming, async move {

@@ -6,7 +6,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global `tracing` subscriber (`RUST_LOG`, default `info`).
 pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr; a closed stderr must not panic the logging task.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = if json {
         builder.json().try_init()
     } else {
@@ -30,9 +33,12 @@ pub async fn cancel_on_signal(token: CancellationToken) {
             }
         }
     };
-    tokio::select! {
-        _ = terminate => tracing::info!("SIGTERM: draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
-    }
+    // Cancel before logging: a log write that fails (a closed pipe) must not
+    // keep the process from draining.
+    let signal = tokio::select! {
+        _ = terminate => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    };
     token.cancel();
+    tracing::info!(signal, "draining");
 }

@@ -56,6 +56,15 @@ pub fn test_session_config() -> SessionConfig {
     }
 }
 
+/// Bridge settings for tests: refreshes far apart, so only what a test does
+/// extends a connection's TTL on the manual clock.
+pub fn test_bridge_config() -> BridgeConfig {
+    BridgeConfig {
+        refresh_interval: Duration::from_secs(3600),
+        ..BridgeConfig::default()
+    }
+}
+
 impl System {
     /// A system on the memory store.
     pub async fn start(mode: Mode) -> Self {
@@ -81,13 +90,22 @@ impl System {
         config: SessionConfig,
         data: Option<tempfile::TempDir>,
     ) -> Self {
+        Self::start_custom(mode, store, config, test_bridge_config(), data).await
+    }
+
+    pub async fn start_custom(
+        mode: Mode,
+        store: Arc<dyn Store>,
+        config: SessionConfig,
+        bridge_config: BridgeConfig,
+        data: Option<tempfile::TempDir>,
+    ) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            meno_core::telemetry::init(false);
+        }
         let clock = ManualClock::new(1_790_000_000_000);
         let core = Core::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config).await;
         let stop = CancellationToken::new();
-        let bridge_config = BridgeConfig {
-            refresh_interval: Duration::from_secs(3600),
-            ..BridgeConfig::default()
-        };
         let (core_client, core_addr) = match mode {
             Mode::Monolithic => (
                 CoreClient::new(core.in_process_channel(), bridge_config.core_timeout),
@@ -160,12 +178,58 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
+/// What the next read of a socket brought.
+#[derive(Debug)]
+pub enum Received {
+    Frame(Value),
+    Closed(Option<u16>),
+    Ended,
+}
+
 impl Client {
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|err| panic!("connect {url}: {err}"));
         Self { ws }
+    }
+
+    /// Connects with a tiny kernel receive buffer, so a client that stops
+    /// reading backs up into the server quickly.
+    pub async fn connect_with_small_buffer(url: &str, addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap_or_else(|err| panic!("connect {url}: {err}"));
+        Self { ws }
+    }
+
+    /// The next frame, close or end, failing the test after [`WAIT`].
+    pub async fn next(&mut self) -> Received {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing within {WAIT:?}"));
+            return match message {
+                Some(Ok(Message::Text(text))) => {
+                    Received::Frame(serde_json::from_str(&text).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    Received::Closed(frame.map(|frame: CloseFrame| u16::from(frame.code)))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Received::Ended,
+            };
+        }
+    }
+
+    /// Sends a frame; false when the socket is already closed.
+    pub async fn try_send(&mut self, action: &str, payload: Value) -> bool {
+        let text = json!({"action": action, "payload": payload}).to_string();
+        self.ws.send(Message::Text(text.into())).await.is_ok()
     }
 
     /// Sends `{action, payload}`.
@@ -206,8 +270,11 @@ impl Client {
 
     /// The next JSON frame within `wait`, or `None`.
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message {
                 Some(Ok(Message::Text(text))) => {
                     return Some(serde_json::from_str(&text).expect("server sent JSON"))

@@ -21,8 +21,14 @@ pub fn free_addr() -> SocketAddr {
 impl Process {
     /// Starts `meno-bridge` in monolithic mode on `addr` with `data_dir`.
     pub async fn monolithic(addr: SocketAddr, data_dir: &Path) -> Self {
+        Self::monolithic_with(addr, data_dir, &[]).await
+    }
+
+    /// Like [`Process::monolithic`], with extra flags.
+    pub async fn monolithic_with(addr: SocketAddr, data_dir: &Path, extra: &[&str]) -> Self {
         let binary = crate::workspace_binary("meno-bridge");
         let child = Command::new(binary)
+            .args(extra)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")

@@ -35,6 +35,16 @@ pub struct BridgeArgs {
     /// Deadline of each call to the core (seed 002's handler timeout).
     #[arg(long, env = "MENO_CORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub core_timeout: Duration,
+    /// How often the bridge pings each socket.
+    #[arg(long, env = "MENO_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+    /// A socket from which nothing (not even a pong) arrives for this long is
+    /// considered dead: its participant goes `reconnecting`, then `offline`.
+    #[arg(long, env = "MENO_IDLE_TIMEOUT", default_value = "50s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long a closing handshake may take before the TCP connection is dropped.
+    #[arg(long, env = "MENO_CLOSE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub close_timeout: Duration,
     /// Largest client envelope answered with an error rather than a close.
     #[arg(long, env = "MENO_MAX_ENVELOPE_BYTES", default_value_t = 64 * 1024)]
     pub max_envelope_bytes: usize,
@@ -66,6 +76,12 @@ pub struct BridgeConfig {
     pub refresh_interval: Duration,
     /// Deadline of unary calls to the core.
     pub core_timeout: Duration,
+    /// Server ping interval.
+    pub ping_interval: Duration,
+    /// Silence after which a socket is dead.
+    pub idle_timeout: Duration,
+    /// Longest closing handshake.
+    pub close_timeout: Duration,
     /// Envelope limits.
     pub limits: Limits,
     /// tungstenite's hard message limit.
@@ -81,6 +97,9 @@ impl Default for BridgeConfig {
             outbound_queue_bytes: 1024 * 1024,
             refresh_interval: Duration::from_secs(20),
             core_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(50),
+            close_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             max_message_bytes: 1024 * 1024,
             bridge_id: format!("bridge-{}", uuid::Uuid::now_v7().simple()),
@@ -104,6 +123,12 @@ impl BridgeArgs {
         if self.refresh_interval.is_zero() {
             return Err(invalid("--refresh-interval", "must be greater than zero"));
         }
+        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
+            return Err(invalid(
+                "--idle-timeout",
+                "must be longer than --ping-interval (which must be positive)",
+            ));
+        }
         if self.max_envelope_bytes > self.max_message_bytes {
             return Err(invalid(
                 "--max-envelope-bytes",
@@ -116,6 +141,9 @@ impl BridgeArgs {
             outbound_queue_bytes: self.outbound_queue_bytes,
             refresh_interval: self.refresh_interval,
             core_timeout: self.core_timeout,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            close_timeout: self.close_timeout,
             limits: Limits {
                 max_envelope_bytes: self.max_envelope_bytes,
                 ..Limits::default()

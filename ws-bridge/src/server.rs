@@ -100,7 +100,17 @@ impl Bridge {
 
     fn spawn_connection(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
+        // TCP keepalive finds peers that vanished without a FIN even when the
+        // WebSocket pings cannot be written.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        if let Err(err) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(error = %err, "cannot enable TCP keepalive");
+        }
         let bridge = self.clone();
+        let draining = self.draining.clone();
         self.tracker.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let bridge = bridge.clone();
@@ -109,7 +119,17 @@ impl Bridge {
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
-            if let Err(err) = connection.await {
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = draining.cancelled() => {
+                    // Idle keep-alive connections close now instead of
+                    // holding the drain until its deadline.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = served {
                 tracing::debug!(error = %err, "http connection ended with an error");
             }
         });

@@ -147,13 +147,13 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         Ok(response) => response.into_inner(),
         Err(status) => {
             let err = CoreError::from_status(&status);
-            let _ = ws.send(Message::Text(error_frame(&err, None))).await;
+            let _ = ws.feed(Message::Text(error_frame(&err, None))).await;
             let code = if err.code.retryable() {
                 close_code::TRY_AGAIN_LATER
             } else {
                 close_code::POLICY
             };
-            let _ = ws.close(Some(close_frame(code, "join refused"))).await;
+            close(&mut ws, code, "join refused", &context.config).await;
             return;
         }
     };
@@ -175,7 +175,9 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
     let leave = LeaveRequest {
         session: Some(session_ref(&session.key)),
         connection_id: session.connection.connection_id.clone(),
-        graceful: !matches!(ended, Ended::Abnormal),
+        // A drained socket's client reconnects (to this bridge's successor or
+        // another one): it gets the grace period, like a broken connection.
+        graceful: ended == Ended::Closed,
     };
     if let Err(status) = context
         .core
@@ -195,6 +197,8 @@ enum Ended {
     Closed,
     /// The connection broke: the participant shows `reconnecting` for a while.
     Abnormal,
+    /// The bridge is draining; the client will reconnect elsewhere.
+    Drained,
 }
 
 struct Session {
@@ -218,6 +222,60 @@ async fn write_frames(ws: &mut Ws, frames: Vec<Utf8Bytes>) -> Result<(), WsError
         ws.feed(Message::Text(frame)).await?;
     }
     ws.flush().await
+}
+
+/// Why a write did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteFailure {
+    /// The outbound queue overflowed while the socket would not take bytes.
+    Overflowed,
+    /// The connection failed, or took no bytes for the whole idle timeout.
+    Broken,
+}
+
+/// Writes that give up when the socket is a slow consumer or is dead, so a
+/// stuck client never holds its task forever.
+struct Writer<'a> {
+    overflowed: &'a CancellationToken,
+    write_timeout: std::time::Duration,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, ws: &mut Ws, messages: Vec<Message>) -> Result<(), WriteFailure> {
+        let write = async {
+            for message in messages {
+                ws.feed(message).await?;
+            }
+            ws.flush().await
+        };
+        tokio::select! {
+            written = tokio::time::timeout(self.write_timeout, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) | Err(_) => Err(WriteFailure::Broken),
+            },
+            _ = self.overflowed.cancelled() => Err(WriteFailure::Overflowed),
+        }
+    }
+
+    async fn write_text(
+        &mut self,
+        ws: &mut Ws,
+        frames: Vec<Utf8Bytes>,
+    ) -> Result<(), WriteFailure> {
+        self.write(ws, frames.into_iter().map(Message::Text).collect())
+            .await
+    }
+}
+
+/// Sends a close frame, giving the handshake at most the close timeout.
+async fn close(ws: &mut Ws, code: u16, reason: &str, config: &BridgeConfig) {
+    let frame = close_frame(code, reason);
+    if tokio::time::timeout(config.close_timeout, ws.close(Some(frame)))
+        .await
+        .is_err()
+    {
+        tracing::debug!(code, "close handshake timed out; dropping the connection");
+    }
 }
 
 impl Session {
@@ -271,32 +329,47 @@ impl Session {
         snapshot_seq: u64,
         attached: &crate::hub::Attached,
     ) -> Ended {
+        let config = Arc::clone(&self.context.config);
         let mut in_flight: Option<CallFuture> = None;
         let mut queued: Vec<Outbound> = Vec::with_capacity(64);
         let overflowed = outbound.overflow_signal();
+        let mut pings = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.ping_interval,
+            config.ping_interval,
+        );
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut sink = Writer {
+            overflowed: &overflowed,
+            write_timeout: config.idle_timeout,
+        };
         loop {
-            tokio::select! {
+            // Draining waits for the in-flight call, so its answer is sent.
+            if self.context.drain.is_cancelled() && in_flight.is_none() {
+                close(ws, close_code::GOING_AWAY, "server draining", &config).await;
+                return Ended::Drained;
+            }
+            let written = tokio::select! {
                 _ = overflowed.cancelled() => {
                     tracing::info!(session = %self.key, "closing a slow consumer");
-                    let _ = ws.close(Some(close_frame(close_code::SLOW_CONSUMER, "slow consumer"))).await;
+                    close(ws, close_code::SLOW_CONSUMER, "slow consumer", &config).await;
                     return Ended::Closed;
                 }
                 _ = attached.restart.cancelled() => {
-                    let _ = ws.close(Some(close_frame(
-                        close_code::SERVICE_RESTART,
-                        "session stream restarted; reconnect with lastSeq",
-                    ))).await;
+                    close(ws, close_code::SERVICE_RESTART, "session stream restarted; reconnect with lastSeq", &config).await;
                     return Ended::Closed;
                 }
-                _ = self.context.drain.cancelled(), if in_flight.is_none() => {
-                    let _ = ws.close(Some(close_frame(close_code::GOING_AWAY, "server draining"))).await;
-                    return Ended::Closed;
+                _ = self.context.drain.cancelled(), if in_flight.is_none() => continue,
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= config.idle_timeout {
+                        tracing::debug!(session = %self.key, participant = %self.connection.participant_id, "socket silent past the idle timeout");
+                        return Ended::Abnormal;
+                    }
+                    sink.write(ws, vec![Message::Ping(bytes::Bytes::new())]).await
                 }
                 frames = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
                     in_flight = None;
-                    if write_frames(ws, frames).await.is_err() {
-                        return Ended::Abnormal;
-                    }
+                    sink.write_text(ws, frames).await
                 }
                 received = outbound.recv_many(&mut queued, 256) => {
                     if received == 0 {
@@ -307,51 +380,53 @@ impl Session {
                         .filter(|outbound| outbound.seq > snapshot_seq)
                         .map(|outbound| outbound.frame)
                         .collect();
-                    if write_frames(ws, frames).await.is_err() {
-                        return Ended::Abnormal;
+                    sink.write_text(ws, frames).await
+                }
+                message = ws.next(), if in_flight.is_none() => {
+                    last_heard = tokio::time::Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            match seed000::decode_with(&text, &config.limits) {
+                                Ok(ClientCommand::Ping) => {
+                                    let pong = Utf8Bytes::from(seed000::encode_pong(now_ms()));
+                                    sink.write_text(ws, vec![pong]).await
+                                }
+                                Ok(command) => {
+                                    in_flight = Some(self.dispatch(command));
+                                    Ok(())
+                                }
+                                Err(err) => {
+                                    let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
+                                    sink.write_text(ws, vec![frame]).await
+                                }
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            let err = CoreError::invalid("binary frames are not supported; send JSON text");
+                            sink.write_text(ws, vec![error_frame(&err, None)]).await
+                        }
+                        Some(Ok(Message::Close(_))) => {
+                            // tungstenite queued the close reply; flushing sends it.
+                            let _ = tokio::time::timeout(config.close_timeout, ws.flush()).await;
+                            return Ended::Closed;
+                        }
+                        // Pongs only prove liveness; a ping's reply goes out with the next flush.
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                            sink.write(ws, Vec::new()).await
+                        }
+                        Some(Err(WsError::Capacity(err))) => {
+                            let reason = format!("message too big: {err}");
+                            close(ws, close_code::TOO_BIG, &reason, &config).await;
+                            return Ended::Closed;
+                        }
+                        Some(Err(_)) | None => return Ended::Abnormal,
                     }
                 }
-                message = ws.next(), if in_flight.is_none() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        match seed000::decode_with(&text, &self.context.config.limits) {
-                            Ok(ClientCommand::Ping) => {
-                                let pong = Utf8Bytes::from(seed000::encode_pong(now_ms()));
-                                if write_frames(ws, vec![pong]).await.is_err() {
-                                    return Ended::Abnormal;
-                                }
-                            }
-                            Ok(command) => in_flight = Some(self.dispatch(command)),
-                            Err(err) => {
-                                let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
-                                if write_frames(ws, vec![frame]).await.is_err() {
-                                    return Ended::Abnormal;
-                                }
-                            }
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let err = CoreError::invalid("binary frames are not supported; send JSON text");
-                        if write_frames(ws, vec![error_frame(&err, None)]).await.is_err() {
-                            return Ended::Abnormal;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) => {
-                        // tungstenite queued the close reply; flushing sends it.
-                        let _ = ws.flush().await;
-                        return Ended::Closed;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                        if ws.flush().await.is_err() {
-                            return Ended::Abnormal;
-                        }
-                    }
-                    Some(Err(WsError::Capacity(err))) => {
-                        let reason = format!("message too big: {err}");
-                        let _ = ws.close(Some(close_frame(close_code::TOO_BIG, &reason))).await;
-                        return Ended::Closed;
-                    }
-                    Some(Err(_)) | None => return Ended::Abnormal,
-                },
+            };
+            match written {
+                Ok(()) => {}
+                Err(WriteFailure::Overflowed) => {} // the next turn closes with 4008
+                Err(WriteFailure::Broken) => return Ended::Abnormal,
             }
         }
     }

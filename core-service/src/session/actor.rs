@@ -301,7 +301,14 @@ fn join(
     }
     state.connect(connection, now);
     let Some(last_seq) = request.last_seq else {
-        return Ok(state.full_join_response());
+        let mut response = state.full_join_response();
+        if let Some(join_response::Start::Snapshot(snapshot)) = &mut response.start {
+            let wanted = usize::try_from(request.history_limit).unwrap_or(usize::MAX);
+            if wanted > 0 && wanted < snapshot.history.len() {
+                snapshot.history.drain(..snapshot.history.len() - wanted);
+            }
+        }
+        return Ok(response);
     };
     if let Some(events) = state.events_after(last_seq) {
         return Ok(JoinResponse {

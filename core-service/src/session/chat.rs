@@ -30,9 +30,7 @@ impl SessionState {
         let actor = request.actor.unwrap_or_default();
         let (sender_name, sender_role) = match self.sender_identity(&actor.participant_id) {
             Some(identity) => identity,
-            None if matches!(actor.role(), Role::Service | Role::Teacher) => {
-                (actor.name.clone(), actor.role())
-            }
+            None if actor.role() == Role::Service => (actor.name.clone(), actor.role()),
             None => {
                 return Err(CoreError::denied(format!(
                     "participant {:?} is not in this session",

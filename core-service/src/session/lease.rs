@@ -77,9 +77,14 @@ impl SessionState {
                 ..self.lease.clone()
             }
         } else if live && role != Role::Teacher && role != Role::Service {
+            let until = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(
+                    u64::try_from(self.lease.expires_at_ms).unwrap_or(0),
+                );
             return Err(CoreError::conflict(format!(
                 "the lease is held by {:?} until {}",
-                self.lease.lease_to, self.lease.expires_at_ms
+                self.lease.lease_to,
+                humantime::format_rfc3339_millis(until)
             )));
         } else {
             let hint = request.lease_id_hint.trim();

@@ -116,11 +116,18 @@ impl SessionState {
         }
     }
 
-    pub(crate) fn settle_restored_presence(&mut self, _now: i64) {
+    /// After a restart, participants that were present when the core stopped
+    /// get the reconnect grace period to come back before they go offline.
+    pub(crate) fn settle_restored_presence(&mut self, now: i64) {
+        let grace = millis(self.config.reconnect_grace);
         let ids: Vec<String> = self.participants.keys().cloned().collect();
         for id in ids {
             let connected = self.is_connected(&id);
             if let Some(participant) = self.participants.get_mut(&id) {
+                let was_present = participant.state.status() != PresenceStatus::Offline;
+                if !connected && was_present && grace > 0 {
+                    participant.offline_at_ms = Some(now + grace);
+                }
                 participant.state.is_typing = false;
                 participant.derive_status(connected);
             }
@@ -342,13 +349,14 @@ impl SessionState {
         }
     }
 
-    /// The role of a participant, or of a backend actor that names one.
+    /// The role of a connected participant, or `Service` for a backend.
     pub(crate) fn role_of(&self, participant_id: &str, claimed: Role) -> Option<Role> {
         match self.participants.get(participant_id) {
             Some(participant) if self.is_connected(participant_id) => {
                 Some(participant.state.role())
             }
-            _ if claimed == Role::Service || claimed == Role::Teacher => Some(claimed),
+            // Only a backend acting as itself may act without a connection.
+            _ if claimed == Role::Service => Some(claimed),
             _ => None,
         }
     }

@@ -1,0 +1,76 @@
+//! Slow consumers: a socket that stops reading is closed with 4008, and the
+//! rest of its session keeps receiving every message.
+
+use meno_bridge::config::BridgeConfig;
+use meno_tests::{in_both_modes, session_id, Client, Mode, Received, System};
+
+const MESSAGES: usize = 2000;
+
+async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everything(mode: Mode) {
+    let bridge = BridgeConfig {
+        outbound_queue_bytes: 64 * 1024,
+        // Long enough for the close frame to wait until the test reads again.
+        close_timeout: std::time::Duration::from_secs(120),
+        ..meno_tests::test_bridge_config()
+    };
+    let system = System::start_custom(
+        mode,
+        std::sync::Arc::new(meno_core::store::MemoryStore::new()),
+        meno_tests::test_session_config(),
+        bridge,
+        None,
+    )
+    .await;
+    let session = session_id("slow");
+    let mut ann = system.join(&session, "ann", "teacher").await;
+    ann.expect_start().await;
+    let query =
+        format!("sessionId={session}&participantId=slow&name=Slow&role=student&client=tablet");
+    let mut slow =
+        Client::connect_with_small_buffer(&system.ws_url(&query), system.bridge_addr).await;
+    slow.expect_start().await;
+    let mut bob = system.join(&session, "bob", "student").await;
+    bob.expect_start().await;
+    ann.expect_where("presence.event", |f| f["data"]["participantId"] == "bob")
+        .await;
+
+    // Bob reads everything, concurrently; the slow client reads nothing.
+    let reader = tokio::spawn(async move {
+        let mut contents = Vec::with_capacity(MESSAGES);
+        while contents.len() < MESSAGES {
+            let frame = bob.recv().await;
+            if frame["type"] == "chat.message" {
+                contents.push(frame["data"]["messageId"].as_str().unwrap().to_owned());
+            }
+        }
+        contents
+    });
+    let padding = "x".repeat(8 * 1024);
+    for n in 0..MESSAGES {
+        ann.chat(&format!("m{n}"), &padding).await;
+        ann.expect_where("chat.message", |f| {
+            f["data"]["messageId"] == format!("m{n}").as_str()
+        })
+        .await;
+    }
+    let received = reader.await.expect("reader");
+    let expected: Vec<String> = (0..MESSAGES).map(|n| format!("m{n}")).collect();
+    assert_eq!(received, expected, "bob got every message, in order");
+
+    // Once the slow client reads again, it finds the 4008 close after what
+    // had already reached its buffers.
+    let code = loop {
+        match slow.next().await {
+            Received::Frame(_) => continue,
+            Received::Closed(code) => break code,
+            Received::Ended => break None,
+        }
+    };
+    assert_eq!(code, Some(4008), "slow consumer close code");
+    ann.expect_where("presence.event", |f| {
+        f["data"]["participantId"] == "slow" && f["data"]["status"] == "offline"
+    })
+    .await;
+}
+
+in_both_modes!(a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everything);
