@@ -100,6 +100,11 @@ pub enum ClientCommand {
     },
     /// Keepalive; answered with a pong carrying the server time.
     Ping,
+    /// A fresh access token for this connection (`system.auth.refresh`).
+    AuthRefresh {
+        /// The new token; it must name the same participant and tenant.
+        token: String,
+    },
 }
 
 /// A client envelope the bridge refuses before it reaches the core.

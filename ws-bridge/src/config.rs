@@ -2,11 +2,23 @@
 //! in one place.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use meno_core::config::CoreArgs;
 
+use crate::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
 use crate::codec::Limits;
+use crate::limits::LimitsConfig;
+
+/// How upgrades are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Trust the connect query (seed 000's behaviour; local development).
+    None,
+    /// Require a valid JWT on every upgrade.
+    Jwt,
+}
 
 /// `meno-bridge` command line.
 #[derive(Debug, Clone, clap::Parser)]
@@ -54,6 +66,91 @@ pub struct BridgeArgs {
     /// Longest wait for sockets and in-flight calls on SIGTERM/SIGINT.
     #[arg(long, env = "MENO_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Authentication of upgrades: `none` trusts the query, `jwt` requires a token.
+    #[arg(long, env = "MENO_AUTH", value_enum, default_value = "none")]
+    pub auth: AuthMode,
+    /// File holding the HS256 secret (jwt mode).
+    #[arg(long, env = "MENO_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// File holding a JWKS with RS256/ES256 keys (jwt mode), re-read on an unknown `kid`.
+    #[arg(long, env = "MENO_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// URL of a JWKS (Cognito, Auth0, Keycloak), cached and refreshed.
+    #[arg(long, env = "MENO_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// How long a fetched JWKS is used before it is fetched again.
+    #[arg(long, env = "MENO_JWT_JWKS_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwt_jwks_refresh: Duration,
+    /// Required `iss`.
+    #[arg(long, env = "MENO_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`.
+    #[arg(long, env = "MENO_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock-skew leeway for `exp` and `nbf`.
+    #[arg(long, env = "MENO_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+    /// Claim holding the participant id.
+    #[arg(long, env = "MENO_JWT_CLAIM_SUBJECT", default_value = "sub")]
+    pub jwt_claim_subject: String,
+    /// Claim holding the allowed session ids (a list, one id, or "*").
+    #[arg(long, env = "MENO_JWT_CLAIM_SESSIONS", default_value = "sessions")]
+    pub jwt_claim_sessions: String,
+    /// Claim holding the role (a string, or a list such as cognito:groups).
+    #[arg(long, env = "MENO_JWT_CLAIM_ROLE", default_value = "role")]
+    pub jwt_claim_role: String,
+    /// Claim holding the display name.
+    #[arg(long, env = "MENO_JWT_CLAIM_NAME", default_value = "name")]
+    pub jwt_claim_name: String,
+    /// Claim holding the tenant.
+    #[arg(long, env = "MENO_JWT_CLAIM_TENANT", default_value = "tenant")]
+    pub jwt_claim_tenant: String,
+    /// Role mapping of claim values, e.g. "teachers=teacher,students=student".
+    #[arg(long, env = "MENO_JWT_ROLE_MAP", default_value = "")]
+    pub jwt_role_map: String,
+    /// Browser origins allowed to open WebSockets (comma-separated); empty: any.
+    #[arg(long, env = "MENO_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// PEM certificate chain: serve https/wss.
+    #[arg(long, env = "MENO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "MENO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the bearer token the bridge presents to the core.
+    #[arg(long, env = "MENO_GRPC_TOKEN_FILE")]
+    pub grpc_token_file: Option<PathBuf>,
+    /// PEM CA certificate to trust for an https:// --core.
+    #[arg(long, env = "MENO_CORE_TLS_CA")]
+    pub core_tls_ca: Option<PathBuf>,
+    /// Largest chat content, in bytes.
+    #[arg(long, env = "MENO_MAX_CONTENT_BYTES", default_value_t = 16 * 1024)]
+    pub max_content_bytes: usize,
+    /// Largest `meta`/`extra` JSON, in bytes.
+    #[arg(long, env = "MENO_MAX_META_BYTES", default_value_t = 8 * 1024)]
+    pub max_meta_bytes: usize,
+    /// Deepest JSON nesting of a client envelope.
+    #[arg(long, env = "MENO_MAX_JSON_DEPTH", default_value_t = 16)]
+    pub max_json_depth: usize,
+    /// Sustained client messages per second per connection.
+    #[arg(long, env = "MENO_MESSAGES_PER_SECOND", default_value_t = 20.0)]
+    pub messages_per_second: f64,
+    /// Client messages a connection may send in a burst.
+    #[arg(long, env = "MENO_MESSAGE_BURST", default_value_t = 40)]
+    pub message_burst: u32,
+    /// Open connections per participant.
+    #[arg(
+        long,
+        env = "MENO_MAX_CONNECTIONS_PER_PARTICIPANT",
+        default_value_t = 10
+    )]
+    pub max_connections_per_participant: usize,
+    /// Open connections per client IP.
+    #[arg(long, env = "MENO_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: usize,
+    /// Open connections on this bridge.
+    #[arg(long, env = "MENO_MAX_CONNECTIONS", default_value_t = 18_000)]
+    pub max_connections: usize,
     /// This bridge's id in connection rows (default: a random one).
     #[arg(long, env = "MENO_BRIDGE_ID")]
     pub bridge_id: Option<String>,
@@ -88,6 +185,12 @@ pub struct BridgeConfig {
     pub max_message_bytes: usize,
     /// This bridge's id.
     pub bridge_id: String,
+    /// The token verifier in jwt mode; `None`: the query is trusted.
+    pub auth: Option<Authenticator>,
+    /// Allowed browser origins; empty: any.
+    pub allowed_origins: Vec<String>,
+    /// Message rate and connection caps.
+    pub rate_limits: LimitsConfig,
 }
 
 impl Default for BridgeConfig {
@@ -103,6 +206,9 @@ impl Default for BridgeConfig {
             limits: Limits::default(),
             max_message_bytes: 1024 * 1024,
             bridge_id: format!("bridge-{}", uuid::Uuid::now_v7().simple()),
+            auth: None,
+            allowed_origins: Vec::new(),
+            rate_limits: LimitsConfig::default(),
         }
     }
 }
@@ -146,10 +252,85 @@ impl BridgeArgs {
             close_timeout: self.close_timeout,
             limits: Limits {
                 max_envelope_bytes: self.max_envelope_bytes,
+                max_content_bytes: self.max_content_bytes,
+                max_meta_bytes: self.max_meta_bytes,
+                max_json_depth: self.max_json_depth,
                 ..Limits::default()
             },
             max_message_bytes: self.max_message_bytes,
             bridge_id: self.bridge_id.clone().unwrap_or(defaults.bridge_id),
+            auth: self.authenticator()?,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+            rate_limits: LimitsConfig {
+                messages_per_second: self.messages_per_second,
+                message_burst: self.message_burst,
+                max_connections_per_participant: self.max_connections_per_participant,
+                max_connections_per_ip: self.max_connections_per_ip,
+                max_connections: self.max_connections,
+                ..LimitsConfig::default()
+            },
         })
+    }
+
+    fn authenticator(&self) -> Result<Option<Authenticator>, meno_core::config::ConfigError> {
+        let invalid = |setting: &'static str, reason: String| meno_core::config::ConfigError {
+            setting,
+            reason,
+        };
+        if self.auth == AuthMode::None {
+            return Ok(None);
+        }
+        let keys =
+            match (
+                &self.jwt_hs256_secret_file,
+                &self.jwt_jwks_file,
+                &self.jwt_jwks_url,
+            ) {
+                (Some(path), None, None) => {
+                    let secret = std::fs::read(path).map_err(|err| {
+                        invalid(
+                            "--jwt-hs256-secret-file",
+                            format!("{}: {err}", path.display()),
+                        )
+                    })?;
+                    let secret = secret.trim_ascii().to_vec();
+                    if secret.len() < 32 {
+                        return Err(invalid(
+                            "--jwt-hs256-secret-file",
+                            "the secret must be at least 32 bytes".into(),
+                        ));
+                    }
+                    KeySource::Hs256Secret(secret)
+                }
+                (None, Some(path), None) => KeySource::JwksFile(path.clone()),
+                (None, None, Some(url)) => KeySource::JwksUrl(url.clone()),
+                _ => return Err(invalid(
+                    "--auth jwt",
+                    "give exactly one of --jwt-hs256-secret-file, --jwt-jwks-file, --jwt-jwks-url"
+                        .into(),
+                )),
+            };
+        let role_map = crate::auth::parse_role_map(&self.jwt_role_map)
+            .map_err(|reason| invalid("--jwt-role-map", reason))?;
+        Ok(Some(Authenticator::new(JwtConfig {
+            keys,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway: self.jwt_leeway,
+            claims: ClaimNames {
+                subject: self.jwt_claim_subject.clone(),
+                sessions: self.jwt_claim_sessions.clone(),
+                role: self.jwt_claim_role.clone(),
+                name: self.jwt_claim_name.clone(),
+                tenant: self.jwt_claim_tenant.clone(),
+            },
+            role_map,
+            jwks_refresh: self.jwt_jwks_refresh,
+        })))
     }
 }

@@ -102,9 +102,46 @@ pub enum ConnectError {
 /// An empty `lastSeq=` counts as absent, since clients often build the URL
 /// with the parameter and no value before their first event.
 pub fn parse_connect_query(query: Option<&str>) -> Result<ConnectParams, ConnectError> {
+    let fields = parse_connect_fields(query)?;
+    Ok(ConnectParams {
+        session_id: fields.session_id,
+        participant_id: fields.participant_id.ok_or(ConnectError::Missing {
+            field: "participantId",
+        })?,
+        name: fields.name.ok_or(ConnectError::Missing { field: "name" })?,
+        role: fields.role.ok_or(ConnectError::Missing { field: "role" })?,
+        client: fields.client,
+        last_seq: fields.last_seq,
+    })
+}
+
+/// The connect query when a token may supply identity (JWT mode): the
+/// identity fields are optional, and checked against the token's claims by
+/// the caller; `token` is the access token when given in the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectFields {
+    /// The session to join.
+    pub session_id: String,
+    /// The participant id, when given.
+    pub participant_id: Option<String>,
+    /// The display name, when given.
+    pub name: Option<String>,
+    /// The role, when given.
+    pub role: Option<Role>,
+    /// Web, tablet or native.
+    pub client: ClientKind,
+    /// Resume after this seq.
+    pub last_seq: Option<u64>,
+    /// The access token (`token` parameter), when given.
+    pub token: Option<String>,
+}
+
+/// Validates every field present; only `sessionId` and `client` are required.
+pub fn parse_connect_fields(query: Option<&str>) -> Result<ConnectFields, ConnectError> {
     let query = query.unwrap_or_default();
     let query = query.strip_prefix('?').unwrap_or(query);
     let mut raw = RawQuery::default();
+    let mut token = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let (field, slot) = match key.as_ref() {
             "sessionId" => ("sessionId", &mut raw.session_id),
@@ -113,6 +150,7 @@ pub fn parse_connect_query(query: Option<&str>) -> Result<ConnectParams, Connect
             "role" => ("role", &mut raw.role),
             "client" => ("client", &mut raw.client),
             "lastSeq" => ("lastSeq", &mut raw.last_seq),
+            "token" => ("token", &mut token),
             _ => continue,
         };
         if slot.is_some() {
@@ -120,18 +158,28 @@ pub fn parse_connect_query(query: Option<&str>) -> Result<ConnectParams, Connect
         }
         *slot = Some(value);
     }
-
-    Ok(ConnectParams {
-        session_id: id("sessionId", raw.session_id)?,
-        participant_id: id("participantId", raw.participant_id)?,
-        name: name(raw.name)?,
-        role: role(required("role", raw.role)?)?,
+    let session_id = id("sessionId", raw.session_id)?;
+    let participant_id = raw
+        .participant_id
+        .map(|value| id("participantId", Some(value)))
+        .transpose()?;
+    let name = raw.name.map(|value| name(Some(value))).transpose()?;
+    let role = raw
+        .role
+        .map(|value| required("role", Some(value)).and_then(role))
+        .transpose()?;
+    Ok(ConnectFields {
+        session_id,
+        participant_id,
+        name,
+        role,
         client: client(required("client", raw.client)?)?,
         last_seq: last_seq(raw.last_seq)?,
+        token: token.map(Cow::into_owned),
     })
 }
 
-/// The known fields as found, before validation.
+/// The query's fields as given, before validation.
 #[derive(Default)]
 struct RawQuery<'q> {
     session_id: Option<Cow<'q, str>>,

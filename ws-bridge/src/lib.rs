@@ -3,11 +3,13 @@
 //! keeps no durable state.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod connect;
 pub mod core_client;
 pub mod hub;
+pub mod limits;
 pub mod outbox;
 pub mod server;
 pub mod socket;

@@ -18,23 +18,50 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{token_from_request, AuthError, Identity};
 use crate::config::BridgeConfig;
-use crate::connect::parse_connect_query;
+use crate::connect::{parse_connect_fields, ConnectFields, ConnectParams};
 use crate::core_client::CoreClient;
 use crate::hub::Hub;
+use crate::limits::ConnectionLimiter;
 use crate::socket::{self, Client, SocketContext};
+use meno_core::store::DEFAULT_TENANT;
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
 /// A bridge ready to serve: its core client, hub and settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bridge {
     context: SocketContext,
     tracker: TaskTracker,
     draining: CancellationToken,
+    limiter: ConnectionLimiter,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("context", &self.context)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who an upgrade admits.
+#[derive(Debug)]
+struct Admitted {
+    params: ConnectParams,
+    tenant: String,
+    identity: Option<Identity>,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
+
+/// A certificate or key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct TlsError(String);
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
@@ -52,7 +79,10 @@ impl Bridge {
         let config = Arc::new(config);
         let hub = Hub::new(core.clone(), Arc::clone(&config));
         let draining = CancellationToken::new();
+        let limiter = ConnectionLimiter::new(Arc::new(config.rate_limits.clone()));
         Self {
+            limiter,
+            tls: None,
             context: SocketContext {
                 core,
                 hub,
@@ -110,29 +140,72 @@ impl Bridge {
             tracing::debug!(error = %err, "cannot enable TCP keepalive");
         }
         let bridge = self.clone();
-        let draining = self.draining.clone();
+        let tls = self.tls.clone();
         self.tracker.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let bridge = bridge.clone();
-                async move { Ok::<_, Infallible>(bridge.handle(request, peer).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                _ = draining.cancelled() => {
-                    // Idle keep-alive connections close now instead of
-                    // holding the drain until its deadline.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match tls {
+                None => bridge.serve_http(stream, peer).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => bridge.serve_http(stream, peer).await,
+                        Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(err) = served {
-                tracing::debug!(error = %err, "http connection ended with an error");
             }
         });
+    }
+
+    async fn serve_http<I>(self, io: I, peer: SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let draining = self.draining.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let bridge = self.clone();
+            async move { Ok::<_, Infallible>(bridge.handle(request, peer).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let served = tokio::select! {
+            served = connection.as_mut() => served,
+            _ = draining.cancelled() => {
+                // Idle keep-alive connections close now instead of holding
+                // the drain until its deadline.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(err) = served {
+            tracing::debug!(error = %err, "http connection ended with an error");
+        }
+    }
+
+    /// Serves https/wss with this certificate chain and key (PEM files).
+    pub fn with_tls(
+        mut self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Self, TlsError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|err| TlsError(format!("{}: {err}", cert.display())))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|err| TlsError(format!("{}: {err}", key.display())))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| TlsError(err.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|err| TlsError(err.to_string()))?;
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        Ok(self)
     }
 
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
@@ -141,7 +214,7 @@ impl Bridge {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
         }
         if path == self.context.config.ws_path {
-            return self.upgrade(request, peer);
+            return self.upgrade(request, peer).await;
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -166,13 +239,15 @@ impl Bridge {
         }
     }
 
-    /// Validates the seed-000 query and the handshake, then upgrades.
-    fn upgrade(&self, mut request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+    /// Validates the handshake, the origin, the token and the seed-000
+    /// query, then upgrades. Every refusal is an HTTP status with a one-line
+    /// reason, before any WebSocket exists.
+    async fn upgrade(&self, mut request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         if self.draining.is_cancelled() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
         }
-        let params = match parse_connect_query(request.uri().query()) {
-            Ok(params) => params,
+        let fields = match parse_connect_fields(request.uri().query()) {
+            Ok(fields) => fields,
             Err(err) => return text(StatusCode::BAD_REQUEST, format!("{err}\n")),
         };
         let headers = request.headers();
@@ -196,6 +271,17 @@ impl Bridge {
             );
         }
         let accept = derive_accept_key(key.as_bytes());
+        if let Err(refusal) = self.check_origin(headers) {
+            return refusal;
+        }
+        let protocols = headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok());
+        let (token, protocol) = token_from_request(fields.token.as_deref(), protocols);
+        let admitted = match self.admit(fields, token).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
         let user_agent: String = headers
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
@@ -203,8 +289,14 @@ impl Bridge {
             .chars()
             .take(256)
             .collect();
+        let permit =
+            self.limiter
+                .admit(&admitted.tenant, &admitted.params.participant_id, peer.ip());
         let client = Client {
-            params,
+            params: admitted.params,
+            tenant: admitted.tenant,
+            identity: admitted.identity,
+            permit,
             ip: peer.ip().to_string(),
             user_agent,
         };
@@ -238,6 +330,114 @@ impl Bridge {
         if let Ok(accept) = HeaderValue::from_str(&accept) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
+        if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
         response
+    }
+
+    /// Cross-site WebSocket hijacking: with an allow-list, a browser origin
+    /// not on it is refused. Non-browser clients send no Origin.
+    fn check_origin(&self, headers: &http::HeaderMap) -> Result<(), HttpResponse> {
+        let allowed = &self.context.config.allowed_origins;
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        match headers
+            .get(header::ORIGIN)
+            .and_then(|value| value.to_str().ok())
+        {
+            Some(origin)
+                if !allowed
+                    .iter()
+                    .any(|allowed| allowed == origin.trim_end_matches('/')) =>
+            {
+                Err(text(
+                    StatusCode::FORBIDDEN,
+                    format!("origin {origin} is not allowed\n"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Decides who connects: the query alone (auth none), or the token's
+    /// claims, which the query may repeat but not contradict (auth jwt).
+    async fn admit(
+        &self,
+        fields: ConnectFields,
+        token: Option<String>,
+    ) -> Result<Admitted, HttpResponse> {
+        let unauthorized = |reason: String| text(StatusCode::UNAUTHORIZED, format!("{reason}\n"));
+        let Some(auth) = &self.context.config.auth else {
+            let missing = |field| text(StatusCode::BAD_REQUEST, format!("missing {field}\n"));
+            return Ok(Admitted {
+                params: ConnectParams {
+                    session_id: fields.session_id,
+                    participant_id: fields
+                        .participant_id
+                        .ok_or_else(|| missing("participantId"))?,
+                    name: fields.name.ok_or_else(|| missing("name"))?,
+                    role: fields.role.ok_or_else(|| missing("role"))?,
+                    client: fields.client,
+                    last_seq: fields.last_seq,
+                },
+                tenant: DEFAULT_TENANT.to_owned(),
+                identity: None,
+            });
+        };
+        let token = token.ok_or_else(|| unauthorized(AuthError::Missing.to_string()))?;
+        let identity = auth
+            .verify(&token)
+            .await
+            .map_err(|err| unauthorized(err.to_string()))?;
+        if !identity.sessions.allows(&fields.session_id) {
+            return Err(text(
+                StatusCode::FORBIDDEN,
+                format!("the token does not grant session {}\n", fields.session_id),
+            ));
+        }
+        if fields
+            .participant_id
+            .as_ref()
+            .is_some_and(|id| *id != identity.participant_id)
+        {
+            return Err(unauthorized(
+                "participantId contradicts the token's subject".into(),
+            ));
+        }
+        if let (Some(asked), Some(granted)) = (fields.role, identity.role) {
+            if asked != granted {
+                return Err(unauthorized("role contradicts the token's role".into()));
+            }
+        }
+        if let (Some(asked), Some(granted)) = (&fields.name, &identity.name) {
+            if asked != granted.trim() {
+                return Err(unauthorized("name contradicts the token's name".into()));
+            }
+        }
+        let role = identity.role.or(fields.role).ok_or_else(|| {
+            unauthorized("no role: neither the token nor the query gives one".into())
+        })?;
+        let name = identity
+            .name
+            .clone()
+            .or(fields.name)
+            .unwrap_or_else(|| identity.participant_id.clone());
+        Ok(Admitted {
+            params: ConnectParams {
+                session_id: fields.session_id,
+                participant_id: identity.participant_id.clone(),
+                name: name.trim().chars().take(80).collect(),
+                role,
+                client: fields.client,
+                last_seq: fields.last_seq,
+            },
+            tenant: identity
+                .tenant
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+            identity: Some(identity),
+        })
     }
 }

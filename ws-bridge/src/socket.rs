@@ -12,8 +12,8 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use meno_core::error::CoreError;
-use meno_core::store::{SessionKey, DEFAULT_TENANT};
+use meno_core::error::{CoreError, ErrorCode};
+use meno_core::store::SessionKey;
 use meno_proto::{
     join_response, Actor, ConnectionInfo, HeartbeatRequest, JoinRequest, JoinResponse,
     LeaseReleaseRequest, LeaseSetRequest, LeaveRequest, PresenceUpdateRequest, SendChatRequest,
@@ -25,15 +25,17 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Identity;
 use crate::codec::{seed000, ClientCommand, ErrorEnvelope};
 use crate::config::BridgeConfig;
 use crate::connect::ConnectParams;
 use crate::core_client::CoreClient;
 use crate::hub::Hub;
+use crate::limits::{ConnectionLimitError, ConnectionPermit, TokenBucket};
 use crate::outbox::{outbox, Outbound};
 
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
-type CallFuture = Pin<Box<dyn Future<Output = Vec<Utf8Bytes>> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = CallOutcome> + Send>>;
 
 /// WebSocket close codes (DESIGN §7).
 pub mod close_code {
@@ -51,15 +53,25 @@ pub mod close_code {
     pub const SERVICE_RESTART: u16 = 1012;
     /// The core is unavailable; reconnect later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The token expired and was not renewed.
+    pub const UNAUTHORIZED: u16 = 4001;
     /// The socket's outbound queue overflowed.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// Repeated rate-limit violations, or a connection cap.
+    pub const RATE_LIMITED: u16 = 4029;
 }
 
 /// Who the client is and where from, as the upgrade request said.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Client {
-    /// The validated seed-000 query.
+    /// The validated seed-000 query (identity from the token in jwt mode).
     pub params: ConnectParams,
+    /// The tenant: the token's, or the default one.
+    pub tenant: String,
+    /// The verified token's identity (jwt mode).
+    pub identity: Option<Identity>,
+    /// The connection's slot under the connection caps, or why there is none.
+    pub permit: Result<ConnectionPermit, ConnectionLimitError>,
     /// Peer address.
     pub ip: String,
     /// `User-Agent`, truncated.
@@ -99,8 +111,24 @@ fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
 
 /// Runs one client socket to its end.
 pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
+    let _permit = match client.permit {
+        Ok(permit) => permit,
+        Err(refused) => {
+            let mut err = CoreError::new(ErrorCode::RateLimited, refused.to_string());
+            err.retry_after = Some(std::time::Duration::from_secs(5));
+            let _ = ws.feed(Message::Text(error_frame(&err, None))).await;
+            close(
+                &mut ws,
+                close_code::RATE_LIMITED,
+                "connection limit",
+                &context.config,
+            )
+            .await;
+            return;
+        }
+    };
     let params = &client.params;
-    let key = SessionKey::new(DEFAULT_TENANT, params.session_id.clone());
+    let key = SessionKey::new(client.tenant.clone(), params.session_id.clone());
     let connection = ConnectionInfo {
         connection_id: uuid::Uuid::now_v7().to_string(),
         participant_id: params.participant_id.clone(),
@@ -121,13 +149,14 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         Ok(attached) => attached,
         Err(err) => {
             let err = CoreError::unavailable(err.to_string());
-            let _ = ws.send(Message::Text(error_frame(&err, None))).await;
-            let _ = ws
-                .close(Some(close_frame(
-                    close_code::TRY_AGAIN_LATER,
-                    "core unavailable",
-                )))
-                .await;
+            let _ = ws.feed(Message::Text(error_frame(&err, None))).await;
+            close(
+                &mut ws,
+                close_code::TRY_AGAIN_LATER,
+                "core unavailable",
+                &context.config,
+            )
+            .await;
             return;
         }
     };
@@ -162,14 +191,17 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         key,
         connection,
         context: context.clone(),
+        expires_at_ms: client.identity.as_ref().and_then(|id| id.expires_at_ms),
+        identity: client.identity,
     };
-    let ended = match write_frames(&mut ws, session.start_frames(joined)).await {
-        Ok(()) => {
+    let start = write_frames(&mut ws, session.start_frames(joined));
+    let ended = match tokio::time::timeout(context.config.idle_timeout, start).await {
+        Ok(Ok(())) => {
             session
                 .serve(&mut ws, &mut outbound, snapshot_seq, &attached)
                 .await
         }
-        Err(_) => Ended::Abnormal,
+        Ok(Err(_)) | Err(_) => Ended::Abnormal,
     };
     drop(attached);
     let leave = LeaveRequest {
@@ -197,7 +229,8 @@ enum Ended {
     Closed,
     /// The connection broke: the participant shows `reconnecting` for a while.
     Abnormal,
-    /// The bridge is draining; the client will reconnect elsewhere.
+    /// The bridge closed it (draining, expired token); the client is
+    /// expected back, so it gets the reconnect grace period.
     Drained,
 }
 
@@ -205,6 +238,27 @@ struct Session {
     key: SessionKey,
     connection: ConnectionInfo,
     context: SocketContext,
+    /// The verified identity (jwt mode), against which refreshes are checked.
+    identity: Option<Identity>,
+    /// When the token expires, unless refreshed (Unix ms).
+    expires_at_ms: Option<i64>,
+}
+
+/// What a core call produced for the sender.
+struct CallOutcome {
+    /// Frames for the sender alone (errors, a duplicate's stored message).
+    frames: Vec<Utf8Bytes>,
+    /// A renewed token's expiry.
+    renewed_expiry_ms: Option<i64>,
+}
+
+impl From<Vec<Utf8Bytes>> for CallOutcome {
+    fn from(frames: Vec<Utf8Bytes>) -> Self {
+        Self {
+            frames,
+            renewed_expiry_ms: None,
+        }
+    }
 }
 
 fn session_ref(key: &SessionKey) -> SessionRef {
@@ -264,6 +318,60 @@ impl Writer<'_> {
     ) -> Result<(), WriteFailure> {
         self.write(ws, frames.into_iter().map(Message::Text).collect())
             .await
+    }
+}
+
+/// Resolves at `deadline`, or never when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `system.auth.refresh`: a new token must be valid and name the same
+/// participant, tenant and session scope as the connection.
+struct Refresh {
+    authenticator: Option<crate::auth::Authenticator>,
+    identity: Option<Identity>,
+    session_id: String,
+    tenant: String,
+}
+
+impl Refresh {
+    async fn check(self, token: &str) -> CallOutcome {
+        let action = Some(seed000::action::AUTH_REFRESH);
+        let refuse = |err: CoreError| CallOutcome::from(vec![error_frame(&err, action)]);
+        let (Some(authenticator), Some(current)) = (self.authenticator, self.identity) else {
+            return refuse(CoreError::invalid("authentication is off on this server"));
+        };
+        let renewed = match authenticator.verify(token).await {
+            Ok(renewed) => renewed,
+            Err(err) => return refuse(CoreError::denied(err.to_string())),
+        };
+        let tenant = renewed
+            .tenant
+            .clone()
+            .unwrap_or_else(|| meno_core::store::DEFAULT_TENANT.to_owned());
+        if renewed.participant_id != current.participant_id
+            || tenant != self.tenant
+            || !renewed.sessions.allows(&self.session_id)
+        {
+            return refuse(CoreError::denied(
+                "the new token is for another participant, tenant or session",
+            ));
+        }
+        let Some(expires_at_ms) = renewed.expires_at_ms else {
+            return refuse(CoreError::invalid("the new token has no exp"));
+        };
+        let confirmation = serde_json::json!({
+            "type": "system.auth.refreshed",
+            "data": {"expiresAt": crate::time_fmt::format_unix_ms(expires_at_ms)},
+        });
+        CallOutcome {
+            frames: vec![Utf8Bytes::from(confirmation.to_string())],
+            renewed_expiry_ms: Some(expires_at_ms),
+        }
     }
 }
 
@@ -343,7 +451,15 @@ impl Session {
             overflowed: &overflowed,
             write_timeout: config.idle_timeout,
         };
+        let limits = &config.rate_limits;
+        let mut bucket = TokenBucket::new(limits.messages_per_second, limits.message_burst);
+        let mut rate_violations = 0u32;
+        let mut protocol_violations = 0u32;
         loop {
+            let expiry = self.expires_at_ms.map(|at| {
+                let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+            });
             // Draining waits for the in-flight call, so its answer is sent.
             if self.context.drain.is_cancelled() && in_flight.is_none() {
                 close(ws, close_code::GOING_AWAY, "server draining", &config).await;
@@ -360,6 +476,10 @@ impl Session {
                     return Ended::Closed;
                 }
                 _ = self.context.drain.cancelled(), if in_flight.is_none() => continue,
+                _ = sleep_until_some(expiry), if expiry.is_some() && in_flight.is_none() => {
+                    close(ws, close_code::UNAUTHORIZED, "token expired; reconnect with a fresh token", &config).await;
+                    return Ended::Drained;
+                }
                 _ = pings.tick() => {
                     if last_heard.elapsed() >= config.idle_timeout {
                         tracing::debug!(session = %self.key, participant = %self.connection.participant_id, "socket silent past the idle timeout");
@@ -367,9 +487,12 @@ impl Session {
                     }
                     sink.write(ws, vec![Message::Ping(bytes::Bytes::new())]).await
                 }
-                frames = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
+                outcome = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
                     in_flight = None;
-                    sink.write_text(ws, frames).await
+                    if let Some(expires_at_ms) = outcome.renewed_expiry_ms {
+                        self.expires_at_ms = Some(expires_at_ms);
+                    }
+                    sink.write_text(ws, outcome.frames).await
                 }
                 received = outbound.recv_many(&mut queued, 256) => {
                     if received == 0 {
@@ -386,18 +509,40 @@ impl Session {
                     last_heard = tokio::time::Instant::now();
                     match message {
                         Some(Ok(Message::Text(text))) => {
-                            match seed000::decode_with(&text, &config.limits) {
-                                Ok(ClientCommand::Ping) => {
-                                    let pong = Utf8Bytes::from(seed000::encode_pong(now_ms()));
-                                    sink.write_text(ws, vec![pong]).await
+                            if let Err(wait) = bucket.try_take(std::time::Instant::now()) {
+                                rate_violations += 1;
+                                if rate_violations > limits.max_rate_violations {
+                                    close(ws, close_code::RATE_LIMITED, "rate limit exceeded repeatedly", &config).await;
+                                    return Ended::Closed;
                                 }
-                                Ok(command) => {
-                                    in_flight = Some(self.dispatch(command));
-                                    Ok(())
-                                }
-                                Err(err) => {
-                                    let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
-                                    sink.write_text(ws, vec![frame]).await
+                                let mut err = CoreError::new(ErrorCode::RateLimited, format!(
+                                    "more than {} messages per second (burst {}); slow down",
+                                    limits.messages_per_second, limits.message_burst
+                                ));
+                                err.retry_after = Some(wait);
+                                sink.write_text(ws, vec![error_frame(&err, None)]).await
+                            } else {
+                                rate_violations = 0;
+                                match seed000::decode_with(&text, &config.limits) {
+                                    Ok(ClientCommand::Ping) => {
+                                        protocol_violations = 0;
+                                        let pong = Utf8Bytes::from(seed000::encode_pong(now_ms()));
+                                        sink.write_text(ws, vec![pong]).await
+                                    }
+                                    Ok(command) => {
+                                        protocol_violations = 0;
+                                        in_flight = Some(self.dispatch(command));
+                                        Ok(())
+                                    }
+                                    Err(err) => {
+                                        protocol_violations += 1;
+                                        if protocol_violations > limits.max_protocol_violations {
+                                            close(ws, close_code::POLICY, "too many invalid messages", &config).await;
+                                            return Ended::Closed;
+                                        }
+                                        let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
+                                        sink.write_text(ws, vec![frame]).await
+                                    }
                                 }
                             }
                         }
@@ -448,6 +593,12 @@ impl Session {
         let session_id = self.key.session_id.clone();
         let actor = Some(self.actor());
         let action = seed000::action_of(&command);
+        let refresh = Refresh {
+            authenticator: self.context.config.auth.clone(),
+            identity: self.identity.clone(),
+            session_id: self.key.session_id.clone(),
+            tenant: self.key.tenant.clone(),
+        };
         Box::pin(async move {
             let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
                 ClientCommand::ChatSend {
@@ -540,10 +691,13 @@ impl Session {
                         .map(|_| Vec::new())
                 }
                 ClientCommand::Ping => Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))]),
+                ClientCommand::AuthRefresh { token } => return refresh.check(&token).await,
             };
-            outcome.unwrap_or_else(|status| {
-                vec![error_frame(&CoreError::from_status(&status), Some(action))]
-            })
+            outcome
+                .unwrap_or_else(|status| {
+                    vec![error_frame(&CoreError::from_status(&status), Some(action))]
+                })
+                .into()
         })
     }
 }

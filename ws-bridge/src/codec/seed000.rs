@@ -59,6 +59,8 @@ pub mod action {
     pub const LEASE_RELEASE: &str = "control.lease.release";
     /// Keepalive.
     pub const PING: &str = "system.ping";
+    /// Renew the connection's access token before it expires (JWT mode).
+    pub const AUTH_REFRESH: &str = "system.auth.refresh";
 }
 
 /// The server envelope types of seed 000 (`type`), plus `error` (DESIGN §3).
@@ -89,5 +91,6 @@ pub fn action_of(command: &ClientCommand) -> &'static str {
         ClientCommand::LeaseSet { .. } => action::LEASE_SET,
         ClientCommand::LeaseRelease { .. } => action::LEASE_RELEASE,
         ClientCommand::Ping => action::PING,
+        ClientCommand::AuthRefresh { .. } => action::AUTH_REFRESH,
     }
 }

@@ -64,6 +64,14 @@ pub fn decode_with(text: &str, limits: &Limits) -> Result<ClientCommand, Protoco
             lease_id: Fields::optional(action, payload).lease_id(limits)?,
         }),
         action::PING => Ok(ClientCommand::Ping),
+        action::AUTH_REFRESH => {
+            let mut fields = Fields::required(action, payload)?;
+            let token = fields.required_string("token")?;
+            if token.len() > MAX_TOKEN_BYTES {
+                return Err(fields.too_long("token", token.len(), MAX_TOKEN_BYTES, "bytes"));
+            }
+            Ok(ClientCommand::AuthRefresh { token })
+        }
         // `split_envelope` only lets the actions above through.
         other => Err(ProtocolError::UnknownAction {
             action: other.to_owned(),
@@ -101,6 +109,9 @@ fn split_envelope(
     Ok((action, payload))
 }
 
+/// Longest access token accepted by `system.auth.refresh`.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 fn known_action(name: &str) -> Result<&'static str, ProtocolError> {
     [
         action::CHAT_SEND,
@@ -109,6 +120,7 @@ fn known_action(name: &str) -> Result<&'static str, ProtocolError> {
         action::LEASE_SET,
         action::LEASE_RELEASE,
         action::PING,
+        action::AUTH_REFRESH,
     ]
     .into_iter()
     .find(|known| *known == name)
