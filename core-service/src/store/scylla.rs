@@ -43,6 +43,7 @@ mod read;
 mod rows;
 pub mod schema;
 mod statements;
+pub mod testing;
 mod write;
 
 pub use config::{ScyllaConfig, TableNames};

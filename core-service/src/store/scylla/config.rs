@@ -205,8 +205,9 @@ impl ScyllaConfig {
     }
 }
 
-/// The longest TTL CQL accepts (20 years).
-pub const MAX_TTL_SECS: u64 = 630_720_000;
+/// The longest row TTL accepted: a year (CQL allows 20 years, but Cassandra
+/// refuses expirations past 2038).
+pub const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
 
 /// Accepts what can be pasted unquoted into CQL as a keyspace or table name.
 pub fn validate_identifier(name: &str) -> Result<(), String> {

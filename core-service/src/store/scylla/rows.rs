@@ -340,13 +340,17 @@ pub(crate) fn connection_from_row(row: ConnectionRow) -> StoredConnection {
     }
 }
 
+/// Longest TTL of a connection row: bridges refresh every ~20 s, so a day is
+/// plenty, and it keeps expirations far from Cassandra's 2038 limit.
+const MAX_CONNECTION_TTL_SECS: i64 = 24 * 3600;
+
 /// TTL of a connection row: until it expires, plus `slack` so a bridge that
-/// refreshes a little late does not lose the row; bounded by CQL's maximum.
-/// The row's `expires_at` is what readers go by; the TTL only collects it.
+/// refreshes a little late does not lose the row; at most a day. The row's
+/// `expires_at` is what readers go by; the TTL only collects it.
 pub(crate) fn connection_ttl_secs(expires_at_ms: i64, now_ms: i64, slack_secs: i64) -> i32 {
     let remaining_secs = expires_at_ms.saturating_sub(now_ms).max(0).div_euclid(1000) + 1;
-    let max = i64::try_from(super::config::MAX_TTL_SECS).unwrap_or(i64::MAX);
-    i32::try_from(remaining_secs.saturating_add(slack_secs).clamp(1, max)).unwrap_or(i32::MAX)
+    let remaining_secs = remaining_secs.min(MAX_CONNECTION_TTL_SECS);
+    i32::try_from(remaining_secs.saturating_add(slack_secs).max(1)).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
@@ -372,7 +376,11 @@ mod tests {
             601,
             "expired: slack only"
         );
-        assert_eq!(connection_ttl_secs(i64::MAX, 0, 600), 630_720_000, "capped");
+        assert_eq!(
+            connection_ttl_secs(i64::MAX, 0, 600),
+            86_400 + 600,
+            "capped"
+        );
     }
 
     #[test]
