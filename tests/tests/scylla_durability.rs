@@ -79,7 +79,10 @@ async fn wait_serving(addr: SocketAddr, session: &str) {
         if asked.is_ok() {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "core at {addr} not serving: {asked:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "core at {addr} not serving: {asked:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -233,11 +236,16 @@ async fn full_history(addr: SocketAddr, session: &str) -> Vec<ChatMessage> {
 /// The guarantees, checked against the stored history.
 fn assert_durable(acks: &[Vec<Ack>], history: &[ChatMessage]) {
     let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "history not in seq order, or a seq twice");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "history not in seq order, or a seq twice"
+    );
     let mut stored: BTreeMap<&str, u64> = BTreeMap::new();
     for message in history {
         assert!(
-            stored.insert(message.client_ref.as_str(), message.seq).is_none(),
+            stored
+                .insert(message.client_ref.as_str(), message.seq)
+                .is_none(),
             "{} stored twice",
             message.client_ref
         );
@@ -255,7 +263,10 @@ fn assert_durable(acks: &[Vec<Ack>], history: &[ChatMessage]) {
             acked.insert(ack.client_ref.as_str());
         }
         let in_order = sender_acks.windows(2).all(|w| w[0].seq < w[1].seq);
-        assert!(in_order, "sender {sender}: acknowledged seqs out of send order");
+        assert!(
+            in_order,
+            "sender {sender}: acknowledged seqs out of send order"
+        );
     }
     // Senders retry until acknowledged, so nothing is stored unacknowledged.
     assert_eq!(stored.len(), acked.len(), "stored but never acknowledged");
@@ -350,17 +361,26 @@ async fn a_cassandra_restart_under_load_is_survived() {
     let load = Load::start(core_addr, &session);
     load.wait_acks(50).await;
 
-    let stopped = std::process::Command::new(&script).arg("stop").status().unwrap();
+    let stopped = std::process::Command::new(&script)
+        .arg("stop")
+        .status()
+        .unwrap();
     assert!(stopped.success(), "scripts/cassandra stop");
     load.run.store(1, Ordering::SeqCst);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while bridge.is_ready().await {
-        assert!(tokio::time::Instant::now() < deadline, "/readyz still 200 with Cassandra down");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz still 200 with Cassandra down"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let acked_while_down = load.total.load(Ordering::SeqCst);
 
-    let started = std::process::Command::new(&script).arg("start").status().unwrap();
+    let started = std::process::Command::new(&script)
+        .arg("start")
+        .status()
+        .unwrap();
     assert!(started.success(), "scripts/cassandra start");
     bridge.wait_ready_within(Duration::from_secs(120)).await;
     load.wait_acks(acked_while_down + 50).await;
