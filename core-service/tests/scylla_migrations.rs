@@ -88,7 +88,9 @@ async fn a_changed_template_is_refused_and_nothing_is_applied() {
         "first",
         "CREATE TABLE IF NOT EXISTS {{keyspace}}.t1 (a int PRIMARY KEY);",
     );
-    migrate(&session, &config, &[v1.clone()]).await.unwrap();
+    migrate(&session, &config, std::slice::from_ref(&v1))
+        .await
+        .unwrap();
 
     let edited = Migration::new(
         1,

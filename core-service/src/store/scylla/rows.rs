@@ -168,11 +168,7 @@ pub(crate) fn lease_from_row(key: &SessionKey, row: LeaseRow) -> Result<LeaseSta
 }
 
 /// Values of `insert_presence`: every column, and the row's TTL.
-pub(crate) fn presence_values<'a>(
-    key: &'a SessionKey,
-    presence: &'a PresenceState,
-    ttl_secs: i32,
-) -> (
+pub(crate) type PresenceValues<'a> = (
     &'a str,
     &'a str,
     &'a str,
@@ -185,7 +181,13 @@ pub(crate) fn presence_values<'a>(
     CqlTimestamp,
     &'a str,
     i32,
-) {
+);
+
+pub(crate) fn presence_values<'a>(
+    key: &'a SessionKey,
+    presence: &'a PresenceState,
+    ttl_secs: i32,
+) -> PresenceValues<'a> {
     (
         &key.tenant,
         &key.session_id,
@@ -232,25 +234,27 @@ pub(crate) fn presence_from_row(row: PresenceRow) -> PresenceState {
 }
 
 /// Values of `insert_connection`: every column, and the row's TTL.
+pub(crate) type ConnectionValues<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    i32,
+    i32,
+    &'a str,
+    &'a str,
+    &'a str,
+    CqlTimestamp,
+    CqlTimestamp,
+    i32,
+);
+
 pub(crate) fn connection_values<'a>(
     key: &'a SessionKey,
     connection: &'a StoredConnection,
     ttl_secs: i32,
-) -> (
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    i32,
-    i32,
-    &'a str,
-    &'a str,
-    &'a str,
-    CqlTimestamp,
-    CqlTimestamp,
-    i32,
-) {
+) -> ConnectionValues<'a> {
     let info = &connection.info;
     (
         &key.tenant,
