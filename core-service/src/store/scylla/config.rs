@@ -67,12 +67,14 @@ impl TableNames {
         for (table, name) in self.placeholders() {
             validate_identifier(name).map_err(|why| format!("table {table}: {why}"))?;
         }
-        let mut names: Vec<&str> = self.placeholders().iter().map(|(_, n)| *n).collect();
+        // Unquoted CQL names are case-insensitive.
+        let mut names: Vec<String> = self
+            .placeholders()
+            .iter()
+            .map(|(_, name)| name.to_ascii_lowercase())
+            .collect();
         names.sort_unstable();
-        if names
-            .windows(2)
-            .any(|pair| pair[0].eq_ignore_ascii_case(pair[1]))
-        {
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
             return Err("two tables have the same name".into());
         }
         Ok(())
