@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod scylla;
+
+pub use self::scylla::{ConsistencyArg, ScyllaArgs, SerialConsistencyArg};
+
 /// Which `Store` backs the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
@@ -11,6 +15,8 @@ pub enum StoreKind {
     Embedded,
     /// In memory: lost on exit; for tests and benchmarks.
     Memory,
+    /// ScyllaDB or Apache Cassandra (`--scylla-*` flags).
+    Scylla,
 }
 
 /// Session policy and tuning, shared by every session actor.
@@ -107,6 +113,9 @@ pub struct CoreArgs {
     /// An idle session's actor stops after this long.
     #[arg(long, env = "MENO_SESSION_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
+    /// Settings of `--store scylla`.
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
 }
 
 /// A setting that cannot be used, named.

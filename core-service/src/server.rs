@@ -21,13 +21,31 @@ use crate::clock::Clock;
 use crate::config::{CoreArgs, SessionConfig, StoreKind};
 use crate::grpc::CoreApi;
 use crate::registry::SessionRegistry;
-use crate::store::{EmbeddedStore, MemoryStore, Store, StoreError};
+use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError};
 
-/// Opens the store the flags ask for.
-pub fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
+/// How often the readiness watcher asks the store whether it can serve.
+const STORE_READINESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Opens the store the flags ask for. A Scylla store whose cluster is
+/// unreachable opens anyway and connects in the background (the core is
+/// NOT_SERVING meanwhile); an older schema or bad settings are errors.
+pub async fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match args.store {
-        StoreKind::Embedded => Arc::new(EmbeddedStore::open(&args.data_dir)?),
+        StoreKind::Embedded => {
+            let dir = args.data_dir.clone();
+            let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+                .await
+                .map_err(|err| StoreError::Backend(format!("opening the store: {err}")))?;
+            Arc::new(opened?)
+        }
         StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Scylla => {
+            let config = args
+                .scylla
+                .config()
+                .map_err(|err| StoreError::Backend(err.to_string()))?;
+            Arc::new(ScyllaStore::open(config).await?)
+        }
     })
 }
 
@@ -55,15 +73,22 @@ impl Core {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: SessionConfig) -> Self {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let registry =
-            SessionRegistry::new(store, clock, config, shutdown.clone(), tracker.clone());
+        let registry = SessionRegistry::new(
+            Arc::clone(&store),
+            clock,
+            config,
+            shutdown.clone(),
+            tracker.clone(),
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status("", ServingStatus::Serving).await;
-        for name in SERVICE_NAMES {
-            health
-                .set_service_status(name, ServingStatus::Serving)
-                .await;
-        }
+        let ready = store_ready(store.as_ref()).await;
+        set_health(&health, ready).await;
+        tracker.spawn(watch_store_readiness(
+            store,
+            health.clone(),
+            ready,
+            shutdown.clone(),
+        ));
         let api = CoreApi::new(registry.clone());
         let mut routes = tonic::service::Routes::new(health_service)
             .add_service(ConnectionServiceServer::new(api.clone()))
@@ -151,15 +176,9 @@ impl Core {
     /// Stops taking new work: health turns NOT_SERVING and session actors
     /// finish their queued commands, flush what is written behind, and stop.
     pub async fn begin_drain(&self) {
-        self.health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for name in SERVICE_NAMES {
-            self.health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
+        // Cancel first: the readiness watcher then stops flipping health.
         self.shutdown.cancel();
+        set_health(&self.health, false).await;
         self.tracker.close();
     }
 
@@ -169,6 +188,67 @@ impl Core {
             .await
             .is_ok()
     }
+}
+
+/// Sets the overall and every service's health.
+async fn set_health(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Whether the store answers its readiness check within the interval.
+async fn store_ready(store: &dyn Store) -> bool {
+    match tokio::time::timeout(STORE_READINESS_INTERVAL * 5, store.check_ready()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "store not ready");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls the store and turns gRPC health (and so the bridge's `/readyz`)
+/// NOT_SERVING while it cannot serve, SERVING again when it recovers. Stops,
+/// leaving health NOT_SERVING, when the core drains.
+async fn watch_store_readiness(
+    store: Arc<dyn Store>,
+    health: HealthReporter,
+    mut ready: bool,
+    shutdown: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(STORE_READINESS_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let now_ready = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            now_ready = store_ready(store.as_ref()) => now_ready,
+        };
+        if now_ready != ready {
+            if now_ready {
+                tracing::info!("store available again: SERVING");
+            } else {
+                tracing::warn!("store unavailable: NOT_SERVING until it recovers");
+            }
+            ready = now_ready;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            set_health(&health, ready).await;
+        }
+    }
+    set_health(&health, false).await;
 }
 
 use futures_util::StreamExt as _;

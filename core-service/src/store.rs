@@ -10,7 +10,9 @@ use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
 pub mod conformance;
 pub mod embedded;
 pub mod memory;
+pub mod scylla;
 
+pub use self::scylla::ScyllaStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 

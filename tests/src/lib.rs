@@ -16,7 +16,7 @@ use meno_bridge::server::Bridge;
 use meno_core::clock::{Clock, ManualClock};
 use meno_core::config::SessionConfig;
 use meno_core::server::Core;
-use meno_core::store::{EmbeddedStore, MemoryStore, Store};
+use meno_core::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -65,16 +65,40 @@ pub fn test_bridge_config() -> BridgeConfig {
     }
 }
 
+/// The store of [`System::start`]: the memory store, or with
+/// `MENO_TEST_STORE=scylla` the Scylla store on the shared test keyspace of
+/// the CQL server at `MENO_CQL_NODES` (so every scenario also runs on CQL).
+pub async fn test_store() -> Arc<dyn Store> {
+    match std::env::var("MENO_TEST_STORE").as_deref() {
+        Ok("scylla") => Arc::new(
+            scylla_test_store("MENO_TEST_STORE=scylla")
+                .await
+                .unwrap_or_else(|| {
+                    panic!(
+                        "MENO_TEST_STORE=scylla but no CQL server at {:?}",
+                        meno_core::store::scylla::testing::cql_nodes()
+                    )
+                }),
+        ),
+        Ok("memory") | Err(_) => Arc::new(MemoryStore::new()),
+        Ok(other) => panic!("MENO_TEST_STORE={other}: expected memory or scylla"),
+    }
+}
+
+/// A Scylla store on the shared, migrated test keyspace; `None` when no CQL
+/// server answers (and `MENO_REQUIRE_CQL` is not set).
+pub async fn scylla_test_store(test: &str) -> Option<ScyllaStore> {
+    meno_core::store::scylla::testing::migrated_store(
+        test,
+        meno_core::store::scylla::testing::SHARED_TEST_KEYSPACE,
+    )
+    .await
+}
+
 impl System {
-    /// A system on the memory store.
+    /// A system on the [`test_store`] (memory unless `MENO_TEST_STORE` says).
     pub async fn start(mode: Mode) -> Self {
-        Self::start_with(
-            mode,
-            Arc::new(MemoryStore::new()),
-            test_session_config(),
-            None,
-        )
-        .await
+        Self::start_with(mode, test_store().await, test_session_config(), None).await
     }
 
     /// A system on the embedded store in a fresh directory.
@@ -350,12 +374,20 @@ impl Client {
     }
 }
 
-/// A fresh, unique session id, so tests never share state.
+/// A fresh, unique session id, so tests never share state, not even with an
+/// earlier run against the same database.
 pub fn session_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static RUN: OnceLock<u128> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
     format!(
-        "{prefix}-{}-{}",
+        "{prefix}-{}-{run:x}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )

@@ -43,9 +43,33 @@ impl Process {
         process
     }
 
+    /// Starts `binary` (a workspace binary name) with `args`; the caller
+    /// waits for it in whatever way suits the binary.
+    pub fn spawn(binary: &str, addr: SocketAddr, args: &[String]) -> Self {
+        let path = crate::workspace_binary(binary);
+        let child = Command::new(path)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn {binary}: {err}"));
+        Self { child, addr }
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub async fn is_ready(&self) -> bool {
+        ready(self.addr).await
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        self.wait_ready_within(crate::WAIT).await;
+    }
+
+    /// Waits until `/readyz` answers 200, at most `wait`.
+    pub async fn wait_ready_within(&self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await {
                 drop(stream);

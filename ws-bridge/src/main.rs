@@ -26,7 +26,9 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {
             let session_config = args.core_args.session_config()?;
-            let store = open_store(&args.core_args).context("opening the store")?;
+            let store = open_store(&args.core_args)
+                .await
+                .context("opening the store")?;
             let core = Core::new(store, Arc::new(SystemClock), session_config).await;
             tracing::info!(
                 store = ?args.core_args.store,

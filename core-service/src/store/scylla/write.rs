@@ -1,0 +1,360 @@
+//! `write_session` on CQL: the fenced lease first, then everything else of the
+//! batch concurrently, so one actor batch costs about two round trips however
+//! many rows it touches.
+//!
+//! - The lease is an LWT (`IF NOT EXISTS` / `IF epoch = ?`). Not applied means
+//!   another writer moved the epoch: [`StoreError::Conflict`], and nothing of
+//!   the batch is written.
+//! - Chat messages already indexed under their client_ref are dropped (one
+//!   concurrent read per reference: the actor is the session's only writer,
+//!   so read-then-write does not race). Each message goes into a logged batch
+//!   with its client_ref index row and its bucket row, so neither can exist
+//!   without the other; large batches are split by size, never a message.
+//! - seq_mark is written `USING TIMESTAMP seq_mark`: the highest mark wins.
+//! - Presence and connection rows of a session share its partition: one
+//!   unlogged single-partition batch each, whole rows with `USING TTL`, and
+//!   deletions in the same batch (same timestamp: a deletion wins).
+//! - Connections by user live in other partitions: separate statements.
+//!
+//! When it returns `Ok`, everything is written at the configured consistency.
+//! On `Err` part of it may be written; the actor then reloads the session
+//! from the store, which stays consistent because every write is idempotent.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use futures_util::future::{try_join_all, BoxFuture};
+use futures_util::FutureExt;
+use meno_proto::ChatMessage;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::value::{CqlValue, Row};
+
+use super::error::corrupt;
+use super::read::seqs_by_client_refs;
+use super::rows::{
+    bucket_of, connection_by_user_values, connection_ttl_secs, connection_values, lease_columns,
+    message_values, presence_values, seq_to_cql,
+};
+use super::Connected;
+use crate::clock::{Clock, SystemClock};
+use crate::store::{LeaseWrite, SessionKey, SessionWrite, StoreError};
+
+/// A logged batch of chat rows stays under this many bytes of message text
+/// (ScyllaDB warns at 128 KiB), unless one message alone is larger.
+const CHAT_BATCH_BYTES: usize = 96 * 1024;
+
+/// How long a connection row outlives its `expires_at` before the TTL
+/// collects it: room for a late refresh, and for readers' clocks.
+const CONNECTION_TTL_SLACK_SECS: i64 = 600;
+
+type BatchRow<'a> = Box<dyn SerializeRow + Send + Sync + 'a>;
+type Write<'a> = BoxFuture<'a, Result<(), StoreError>>;
+
+pub(crate) async fn write_session(
+    c: &Connected,
+    presence_ttl_secs: i32,
+    key: &SessionKey,
+    write: SessionWrite,
+) -> Result<(), StoreError> {
+    if let Some(lease) = &write.lease {
+        write_lease(c, key, lease).await?;
+    }
+    let messages = new_messages(c, key, &write.messages).await?;
+    let removed_users = if write.connections_removed.is_empty() {
+        HashMap::new()
+    } else {
+        connection_users(c, key, &write.connections_removed).await?
+    };
+
+    let mut writes: Vec<Write<'_>> = Vec::new();
+    if let Some(seq_mark) = write.seq_mark {
+        let seq_mark = seq_to_cql(seq_mark)?;
+        writes.push(execute(
+            c,
+            &c.statements.update_seq_mark,
+            (
+                seq_mark,
+                seq_mark,
+                key.tenant.as_str(),
+                key.session_id.as_str(),
+            ),
+        ));
+    }
+    if let Some(step_index) = write.step_index {
+        writes.push(execute(
+            c,
+            &c.statements.update_step_index,
+            (step_index, key.tenant.as_str(), key.session_id.as_str()),
+        ));
+    }
+    for chunk in chunk_by_size(&messages) {
+        writes.push(chat_batch(c, key, chunk)?);
+    }
+    if !write.presence.is_empty() || !write.presence_removed.is_empty() {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        let mut values: Vec<BatchRow<'_>> = Vec::new();
+        for presence in &write.presence {
+            batch.append_statement(c.statements.insert_presence.clone());
+            values.push(Box::new(presence_values(key, presence, presence_ttl_secs)));
+        }
+        for participant_id in &write.presence_removed {
+            batch.append_statement(c.statements.delete_presence.clone());
+            values.push(Box::new((
+                key.tenant.as_str(),
+                key.session_id.as_str(),
+                participant_id.as_str(),
+            )));
+        }
+        writes.push(run_batch(c, batch, values));
+    }
+    if !write.connections.is_empty() || !write.connections_removed.is_empty() {
+        let now_ms = SystemClock.now_ms();
+        let removed: HashSet<&str> = write
+            .connections_removed
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut batch = Batch::new(BatchType::Unlogged);
+        let mut values: Vec<BatchRow<'_>> = Vec::new();
+        for connection in &write.connections {
+            let ttl =
+                connection_ttl_secs(connection.expires_at_ms, now_ms, CONNECTION_TTL_SLACK_SECS);
+            batch.append_statement(c.statements.insert_connection.clone());
+            values.push(Box::new(connection_values(key, connection, ttl)));
+            if !removed.contains(connection.info.connection_id.as_str()) {
+                writes.push(execute(
+                    c,
+                    &c.statements.insert_connection_by_user,
+                    connection_by_user_values(key, connection, ttl),
+                ));
+            }
+        }
+        for connection_id in &write.connections_removed {
+            batch.append_statement(c.statements.delete_connection.clone());
+            values.push(Box::new((
+                key.tenant.as_str(),
+                key.session_id.as_str(),
+                connection_id.as_str(),
+            )));
+            if let Some(user_id) = removed_users.get(connection_id) {
+                writes.push(execute(
+                    c,
+                    &c.statements.delete_connection_by_user,
+                    (
+                        key.tenant.as_str(),
+                        user_id.clone(),
+                        key.session_id.as_str(),
+                        connection_id.as_str(),
+                    ),
+                ));
+            }
+        }
+        writes.push(run_batch(c, batch, values));
+    }
+    try_join_all(writes).await?;
+    Ok(())
+}
+
+fn execute<'a, V>(
+    c: &'a Connected,
+    statement: &'a scylla::statement::prepared::PreparedStatement,
+    values: V,
+) -> Write<'a>
+where
+    V: SerializeRow + Send + Sync + 'a,
+{
+    async move {
+        c.session.execute_unpaged(statement, values).await?;
+        Ok(())
+    }
+    .boxed()
+}
+
+fn run_batch<'a>(c: &'a Connected, mut batch: Batch, values: Vec<BatchRow<'a>>) -> Write<'a> {
+    batch.set_is_idempotent(true);
+    async move {
+        c.session.batch(&batch, values).await?;
+        Ok(())
+    }
+    .boxed()
+}
+
+/// The lease LWT; `Conflict` when the stored epoch is not the expected one.
+async fn write_lease(
+    c: &Connected,
+    key: &SessionKey,
+    lease: &LeaseWrite,
+) -> Result<(), StoreError> {
+    let (lease_id, lease_to, step_index, issued_at, expires_at, epoch) =
+        lease_columns(&lease.state)?;
+    let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
+    let result = match lease.expected_epoch {
+        None => {
+            c.session
+                .execute_unpaged(
+                    &c.statements.insert_lease,
+                    (
+                        tenant, session_id, lease_id, lease_to, step_index, issued_at, expires_at,
+                        epoch,
+                    ),
+                )
+                .await?
+        }
+        Some(expected) => {
+            let expected = i64::try_from(expected).map_err(|_| {
+                StoreError::Backend(format!(
+                    "expected lease epoch {expected} exceeds a CQL bigint"
+                ))
+            })?;
+            c.session
+                .execute_unpaged(
+                    &c.statements.update_lease,
+                    (
+                        lease_id, lease_to, step_index, issued_at, expires_at, epoch, tenant,
+                        session_id, expected,
+                    ),
+                )
+                .await?
+        }
+    };
+    if applied(key, result)? {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "lease of {key}: expected epoch {:?} is no longer stored",
+            lease.expected_epoch
+        )))
+    }
+}
+
+/// Reads an LWT result by its `[applied]` column: Cassandra and ScyllaDB
+/// return different other columns, and in different orders.
+fn applied(
+    key: &SessionKey,
+    result: scylla::response::query_result::QueryResult,
+) -> Result<bool, StoreError> {
+    let what = format!("lease LWT result of {key}");
+    let rows = result
+        .into_rows_result()
+        .map_err(|err| corrupt(&what, err))?;
+    let (index, _) = rows
+        .column_specs()
+        .get_by_name("[applied]")
+        .ok_or_else(|| corrupt(&what, "no [applied] column"))?;
+    let row: Row = rows.first_row().map_err(|err| corrupt(&what, err))?;
+    match row.columns.get(index) {
+        Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
+        other => Err(corrupt(&what, format!("[applied] is {other:?}"))),
+    }
+}
+
+/// The messages to store: the first of each client_ref in the batch, and
+/// only when that reference is not stored yet; empty references never dedupe.
+async fn new_messages<'m>(
+    c: &Connected,
+    key: &SessionKey,
+    messages: &'m [ChatMessage],
+) -> Result<Vec<&'m ChatMessage>, StoreError> {
+    let mut seen = HashSet::new();
+    let candidates: Vec<&ChatMessage> = messages
+        .iter()
+        .filter(|m| m.client_ref.is_empty() || seen.insert(m.client_ref.as_str()))
+        .collect();
+    let refs: Vec<&str> = candidates
+        .iter()
+        .map(|m| m.client_ref.as_str())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if refs.is_empty() {
+        return Ok(candidates);
+    }
+    let stored: HashSet<String> = seqs_by_client_refs(c, key, &refs)
+        .await?
+        .into_iter()
+        .map(|(client_ref, _)| client_ref)
+        .collect();
+    Ok(candidates
+        .into_iter()
+        .filter(|m| m.client_ref.is_empty() || !stored.contains(&m.client_ref))
+        .collect())
+}
+
+/// Participant ids of connections about to be deleted, so their rows by
+/// user can be deleted too.
+async fn connection_users(
+    c: &Connected,
+    key: &SessionKey,
+    connection_ids: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    let result = c
+        .session
+        .execute_unpaged(
+            &c.statements.select_connection_users,
+            (key.tenant.as_str(), key.session_id.as_str(), connection_ids),
+        )
+        .await?;
+    let what = format!("connections of {key}");
+    let rows = result
+        .into_rows_result()
+        .map_err(|err| corrupt(&what, err))?;
+    rows.rows::<(String, Option<String>)>()
+        .map_err(|err| corrupt(&what, err))?
+        .map(|row| {
+            let (connection_id, user_id) = row.map_err(|err| corrupt(&what, err))?;
+            Ok((connection_id, user_id.unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn chunk_by_size<'m>(messages: &[&'m ChatMessage]) -> Vec<Vec<&'m ChatMessage>> {
+    let mut chunks: Vec<Vec<&ChatMessage>> = Vec::new();
+    let mut bytes = 0;
+    for message in messages {
+        let size = message.content.len() + message.meta_json.len() + 256;
+        match chunks.last_mut() {
+            Some(chunk) if bytes + size <= CHAT_BATCH_BYTES => {
+                chunk.push(message);
+                bytes += size;
+            }
+            _ => {
+                chunks.push(vec![message]);
+                bytes = size;
+            }
+        }
+    }
+    chunks
+}
+
+/// One logged batch: the messages, their client_ref index rows, their buckets.
+fn chat_batch<'a>(
+    c: &'a Connected,
+    key: &'a SessionKey,
+    messages: Vec<&'a ChatMessage>,
+) -> Result<Write<'a>, StoreError> {
+    let mut batch = Batch::new(BatchType::Logged);
+    let mut values: Vec<BatchRow<'a>> = Vec::new();
+    let mut buckets = BTreeSet::new();
+    for message in messages {
+        batch.append_statement(c.statements.insert_message.clone());
+        values.push(Box::new(message_values(key, message)?));
+        if !message.client_ref.is_empty() {
+            batch.append_statement(c.statements.insert_client_ref.clone());
+            values.push(Box::new((
+                key.tenant.as_str(),
+                key.session_id.as_str(),
+                message.client_ref.as_str(),
+                seq_to_cql(message.seq)?,
+            )));
+        }
+        buckets.insert(bucket_of(message.seq));
+    }
+    for bucket in buckets {
+        batch.append_statement(c.statements.insert_bucket.clone());
+        values.push(Box::new((
+            key.tenant.as_str(),
+            key.session_id.as_str(),
+            bucket,
+        )));
+    }
+    Ok(run_batch(c, batch, values))
+}
