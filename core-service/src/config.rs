@@ -52,6 +52,8 @@ pub struct SessionConfig {
     pub subscriber_buffer: usize,
     /// Most chat messages replayed from history on resume.
     pub resume_limit: usize,
+    /// Most active sessions one tenant may have on this core.
+    pub max_sessions_per_tenant: usize,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +74,7 @@ impl Default for SessionConfig {
             presence_flush_interval: Duration::from_secs(1),
             subscriber_buffer: 4096,
             resume_limit: 1000,
+            max_sessions_per_tenant: 10_000,
         }
     }
 }
@@ -110,6 +113,9 @@ pub struct CoreArgs {
     /// Recent events kept per session for resume.
     #[arg(long, env = "MENO_RING_CAPACITY", default_value_t = 1024)]
     pub ring_capacity: usize,
+    /// Most active sessions per tenant.
+    #[arg(long, env = "MENO_MAX_SESSIONS_PER_TENANT", default_value_t = 10_000)]
+    pub max_sessions_per_tenant: usize,
     /// An idle session's actor stops after this long.
     #[arg(long, env = "MENO_SESSION_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
@@ -166,6 +172,7 @@ impl CoreArgs {
             history_sync_limit: self.history_sync_limit,
             ring_capacity: self.ring_capacity,
             idle_timeout: positive("--session-idle-timeout", self.session_idle_timeout)?,
+            max_sessions_per_tenant: self.max_sessions_per_tenant,
             ..SessionConfig::default()
         })
     }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod grpc_auth;
 pub mod registry;
 pub mod server;
 mod session;

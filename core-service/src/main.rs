@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use meno_core::clock::SystemClock;
 use meno_core::config::{CoreArgs, ScyllaArgs};
-use meno_core::server::{open_store, Core};
+use meno_core::server::{open_store, Core, CoreOptions};
 use meno_core::store::scylla::{connect_session, migrate, schema};
 use tokio_util::sync::CancellationToken;
 
@@ -33,8 +33,58 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long, env = "MENO_LOG_JSON", default_value_t = false)]
     log_json: bool,
+    /// File holding the bearer token every gRPC caller must present.
+    #[arg(long, env = "MENO_GRPC_TOKEN_FILE")]
+    grpc_token_file: Option<std::path::PathBuf>,
+    /// Serve gRPC without a token on a non-loopback address (development only).
+    #[arg(long, env = "MENO_GRPC_ALLOW_UNAUTHENTICATED", default_value_t = false)]
+    grpc_allow_unauthenticated: bool,
+    /// PEM certificate chain: serve gRPC over TLS.
+    #[arg(long, env = "MENO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "MENO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     core: CoreArgs,
+}
+
+impl Cli {
+    /// gRPC protection from the flags. Unauthenticated gRPC is served only on
+    /// loopback, unless explicitly allowed.
+    fn core_options(&self) -> anyhow::Result<CoreOptions> {
+        let grpc_token = self
+            .grpc_token_file
+            .as_deref()
+            .map(meno_core::grpc_auth::read_token_file)
+            .transpose()
+            .map_err(|reason| anyhow::anyhow!("invalid setting --grpc-token-file: {reason}"))?;
+        if grpc_token.is_none() && !self.listen.ip().is_loopback() {
+            if self.grpc_allow_unauthenticated {
+                tracing::warn!(listen = %self.listen, "gRPC is open to anyone who can reach it (--grpc-allow-unauthenticated)");
+            } else {
+                anyhow::bail!(
+                    "refusing to serve unauthenticated gRPC on {}: give --grpc-token-file, \
+                     listen on loopback, or pass --grpc-allow-unauthenticated for development",
+                    self.listen
+                );
+            }
+        }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let cert = std::fs::read(cert)
+                    .with_context(|| format!("reading --tls-cert {}", cert.display()))?;
+                let key = std::fs::read(key)
+                    .with_context(|| format!("reading --tls-key {}", key.display()))?;
+                Some(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
+            }
+            _ => None,
+        };
+        Ok(CoreOptions { grpc_token, tls })
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -61,7 +111,8 @@ async fn main() -> anyhow::Result<()> {
     meno_core::telemetry::init(cli.log_json);
     let config = cli.core.session_config()?;
     let store = open_store(&cli.core).await.context("opening the store")?;
-    let core = Core::new(store, Arc::new(SystemClock), config).await;
+    let options = cli.core_options()?;
+    let core = Core::with_options(store, Arc::new(SystemClock), config, options).await;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("binding --listen {}", cli.listen))?;

@@ -40,17 +40,33 @@ impl ActorContext {
         }
     }
 
-    fn sender_for(&self, key: &SessionKey) -> mpsc::Sender<Command> {
+    fn sender_for(&self, key: &SessionKey) -> Result<mpsc::Sender<Command>, CoreError> {
         let mut actors = lock(&self.actors);
         if let Some((_, sender)) = actors.get(key) {
             if !sender.is_closed() {
-                return sender.clone();
+                return Ok(sender.clone());
             }
+        }
+        let limit = self.config.max_sessions_per_tenant;
+        let active = actors
+            .keys()
+            .filter(|other| other.tenant == key.tenant)
+            .count();
+        if active >= limit {
+            let mut err = CoreError::new(
+                crate::error::ErrorCode::RateLimited,
+                format!(
+                    "tenant {:?} has {limit} active sessions, the most allowed",
+                    key.tenant
+                ),
+            );
+            err.retry_after = Some(std::time::Duration::from_secs(30));
+            return Err(err);
         }
         let actor_id = self.next_actor_id.fetch_add(1, Ordering::Relaxed);
         let sender = spawn_actor(key.clone(), actor_id, self.clone());
         actors.insert(key.clone(), (actor_id, sender.clone()));
-        sender
+        Ok(sender)
     }
 
     /// Delivers a command to the session's current actor, starting one if
@@ -60,7 +76,10 @@ impl ActorContext {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            let sender = self.sender_for(&key);
+            let sender = match self.sender_for(&key) {
+                Ok(sender) => sender,
+                Err(err) => return command.fail(err),
+            };
             match sender.send(command).await {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => command = back,

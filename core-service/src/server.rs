@@ -20,6 +20,7 @@ use tonic_health::ServingStatus;
 use crate::clock::Clock;
 use crate::config::{CoreArgs, SessionConfig, StoreKind};
 use crate::grpc::CoreApi;
+use crate::grpc_auth::RequireBearer;
 use crate::registry::SessionRegistry;
 use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError};
 
@@ -57,6 +58,16 @@ pub struct Core {
     routes: tonic::service::Routes,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+/// How a core's gRPC port is protected.
+#[derive(Debug, Clone, Default)]
+pub struct CoreOptions {
+    /// Bearer token every `meno.realtime.v1` call must carry.
+    pub grpc_token: Option<String>,
+    /// TLS for the TCP port.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// gRPC names of the services a core serves.
@@ -69,8 +80,19 @@ const SERVICE_NAMES: [&str; 5] = [
 ];
 
 impl Core {
-    /// A core over `store`, reading time from `clock`.
+    /// A core over `store`, reading time from `clock`, with open gRPC
+    /// (no token, no TLS: for loopback and in-process use).
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: SessionConfig) -> Self {
+        Self::with_options(store, clock, config, CoreOptions::default()).await
+    }
+
+    /// A core with gRPC authentication and TLS as `options` say.
+    pub async fn with_options(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        options: CoreOptions,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = SessionRegistry::new(
@@ -90,12 +112,25 @@ impl Core {
             shutdown.clone(),
         ));
         let api = CoreApi::new(registry.clone());
+        let auth = RequireBearer::new(options.grpc_token);
         let mut routes = tonic::service::Routes::new(health_service)
-            .add_service(ConnectionServiceServer::new(api.clone()))
-            .add_service(ChatServiceServer::new(api.clone()))
-            .add_service(PresenceServiceServer::new(api.clone()))
-            .add_service(LeaseServiceServer::new(api.clone()))
-            .add_service(EventServiceServer::new(api));
+            .add_service(ConnectionServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(ChatServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(PresenceServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(LeaseServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(EventServiceServer::with_interceptor(api, auth));
         match tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(meno_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -110,6 +145,7 @@ impl Core {
             routes,
             shutdown,
             tracker,
+            tls: options.tls,
         }
     }
 
@@ -137,7 +173,14 @@ impl Core {
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(30)));
         let core = self.clone();
-        self.router()
+        let mut server = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        if let Some(tls) = &self.tls {
+            server = server.tls_config(tls.clone())?;
+        }
+        server
+            .add_routes(self.routes.clone())
             .serve_with_incoming_shutdown(incoming, async move {
                 stop.cancelled().await;
                 core.begin_drain().await;

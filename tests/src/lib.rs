@@ -124,6 +124,18 @@ impl System {
         bridge_config: BridgeConfig,
         data: Option<tempfile::TempDir>,
     ) -> Self {
+        Self::start_full(mode, store, config, bridge_config, data, None).await
+    }
+
+    /// Everything configurable; `tls` is a PEM certificate and key for wss.
+    pub async fn start_full(
+        mode: Mode,
+        store: Arc<dyn Store>,
+        config: SessionConfig,
+        bridge_config: BridgeConfig,
+        data: Option<tempfile::TempDir>,
+        tls: Option<(&Path, &Path)>,
+    ) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
             meno_core::telemetry::init(false);
         }
@@ -153,7 +165,10 @@ impl System {
             .await
             .expect("bind bridge");
         let bridge_addr = listener.local_addr().expect("bridge addr");
-        let bridge = Bridge::new(core_client, bridge_config);
+        let mut bridge = Bridge::new(core_client, bridge_config);
+        if let Some((cert, key)) = tls {
+            bridge = bridge.with_tls(cert, key).expect("TLS certificate and key");
+        }
         let bridge_stop = stop.clone();
         tokio::spawn(async move {
             bridge
@@ -215,6 +230,11 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|err| panic!("connect {url}: {err}"));
+        Self { ws }
+    }
+
+    /// Wraps an already connected WebSocket.
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         Self { ws }
     }
 
@@ -400,13 +420,26 @@ pub fn seq(frame: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no seq in {frame}"))
 }
 
-/// A raw HTTP GET, returning status and body.
+/// A raw HTTP GET with WebSocket upgrade headers, returning status and body.
 pub async fn http_get(addr: SocketAddr, path_and_query: &str) -> (u16, String) {
+    http_get_with(addr, path_and_query, &[]).await
+}
+
+/// Like [`http_get`], with extra headers.
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = Vec::new();

@@ -155,6 +155,9 @@ const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 impl Authenticator {
     /// An authenticator for `config`. Keys are loaded on first use.
     pub fn new(config: JwtConfig) -> Self {
+        // reqwest is built without a default TLS backend; ring is the one
+        // this binary uses everywhere. Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             config: Arc::new(config),
             cache: Arc::default(),

@@ -3,26 +3,31 @@
 
 use std::time::Duration;
 
+use meno_core::grpc_auth::BearerToken;
 use meno_proto::{
     chat_service_client::ChatServiceClient, connection_service_client::ConnectionServiceClient,
     event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
     presence_service_client::PresenceServiceClient,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The channel every client uses: the transport plus the bearer token.
+pub type CoreChannel = InterceptedService<Channel, BearerToken>;
 
 /// Clients of every core service over one channel.
 #[derive(Debug, Clone)]
 pub struct CoreClient {
     /// Join, leave, refresh.
-    pub connections: ConnectionServiceClient<Channel>,
+    pub connections: ConnectionServiceClient<CoreChannel>,
     /// Chat send and history.
-    pub chat: ChatServiceClient<Channel>,
+    pub chat: ChatServiceClient<CoreChannel>,
     /// Presence update, heartbeat, snapshot.
-    pub presence: PresenceServiceClient<Channel>,
+    pub presence: PresenceServiceClient<CoreChannel>,
     /// Lease set, release, get.
-    pub lease: LeaseServiceClient<Channel>,
+    pub lease: LeaseServiceClient<CoreChannel>,
     /// Session event streams.
-    pub events: EventServiceClient<Channel>,
+    pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
     pub health: tonic_health::pb::health_client::HealthClient<Channel>,
     timeout: Duration,
@@ -31,12 +36,18 @@ pub struct CoreClient {
 impl CoreClient {
     /// Clients over `channel`; unary calls time out after `timeout`.
     pub fn new(channel: Channel, timeout: Duration) -> Self {
+        Self::with_token(channel, timeout, BearerToken::default())
+    }
+
+    /// Clients over `channel` that present `token` with every call.
+    pub fn with_token(channel: Channel, timeout: Duration, token: BearerToken) -> Self {
+        let intercepted = InterceptedService::new(channel.clone(), token);
         Self {
-            connections: ConnectionServiceClient::new(channel.clone()),
-            chat: ChatServiceClient::new(channel.clone()),
-            presence: PresenceServiceClient::new(channel.clone()),
-            lease: LeaseServiceClient::new(channel.clone()),
-            events: EventServiceClient::new(channel.clone()),
+            connections: ConnectionServiceClient::new(intercepted.clone()),
+            chat: ChatServiceClient::new(intercepted.clone()),
+            presence: PresenceServiceClient::new(intercepted.clone()),
+            lease: LeaseServiceClient::new(intercepted.clone()),
+            events: EventServiceClient::new(intercepted),
             health: tonic_health::pb::health_client::HealthClient::new(channel),
             timeout,
         }
@@ -45,14 +56,41 @@ impl CoreClient {
     /// A connection to a core at `url`, established lazily and re-established
     /// by tonic when it drops.
     pub fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+        Ok(Self::new(
+            Self::endpoint(url, None)?.connect_lazy(),
+            timeout,
+        ))
+    }
+
+    /// Like [`CoreClient::connect_lazy`], with a token and, for `https://`,
+    /// the CA certificate (PEM) to trust.
+    pub fn connect_lazy_with(
+        url: &str,
+        timeout: Duration,
+        token: BearerToken,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = Self::endpoint(url, ca_pem)?.connect_lazy();
+        Ok(Self::with_token(channel, timeout, token))
+    }
+
+    fn endpoint(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
+        if let Some(ca) = ca_pem {
+            endpoint = endpoint.tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            )?;
+        }
+        Ok(endpoint
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_while_idle(true)
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self::new(channel, timeout))
+            .tcp_nodelay(true))
     }
 
     /// A unary request carrying the call deadline.

@@ -17,9 +17,30 @@ async fn main() -> anyhow::Result<()> {
     let args = BridgeArgs::parse();
     meno_core::telemetry::init(args.log_json);
     let config = args.bridge_config()?;
+    if config.auth.is_none() {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--auth none): anyone who reaches this port can join any \
+             session under any identity; use --auth jwt outside local development"
+        );
+    }
     let (core_client, in_process_core) = match &args.core {
         Some(url) => {
-            let client = CoreClient::connect_lazy(url, config.core_timeout)
+            let token = args
+                .grpc_token_file
+                .as_deref()
+                .map(meno_core::grpc_auth::read_token_file)
+                .transpose()
+                .map_err(|reason| anyhow::anyhow!("invalid setting --grpc-token-file: {reason}"))?;
+            let token = meno_core::grpc_auth::BearerToken::new(token.as_deref())?;
+            let ca = args
+                .core_tls_ca
+                .as_deref()
+                .map(|path| {
+                    std::fs::read(path)
+                        .with_context(|| format!("reading --core-tls-ca {}", path.display()))
+                })
+                .transpose()?;
+            let client = CoreClient::connect_lazy_with(url, config.core_timeout, token, ca)
                 .with_context(|| format!("invalid --core {url}"))?;
             tracing::info!(core = %url, "edge mode: using a remote core");
             (client, None)
@@ -50,7 +71,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let stop = CancellationToken::new();
     tokio::spawn(meno_core::telemetry::cancel_on_signal(stop.clone()));
-    let bridge = Bridge::new(core_client, config);
+    let mut bridge = Bridge::new(core_client, config);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        bridge = bridge.with_tls(cert, key)?;
+        tracing::info!("serving https and wss");
+    }
     bridge.serve(listener, stop, args.drain_timeout).await;
     if let Some(core) = in_process_core {
         core.begin_drain().await;
