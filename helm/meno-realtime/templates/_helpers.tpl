@@ -74,7 +74,7 @@ app.kubernetes.io/part-of: {{ include "meno.fullname" .ctx }}
 {{- end }}
 
 {{- define "meno.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .Values.imagePullSecrets -}}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . }}
