@@ -274,13 +274,17 @@ def check_migration_job(m, ctx, expect):
                       for mt in jc.get("volumeMounts", [])), f"Job: {name} is on a mounted volume")
 
 
-def check_notes(notes_path, url):
+def check_notes(notes_path, url, expect=(), absent=()):
     if not notes_path:
         return
     with open(notes_path) as f:
         rendered = [d for d in yaml.safe_load_all(f) if d]
     notes = rendered[0]["data"]["notes"] if rendered else ""
-    check("The pods read these Secrets" not in notes or "kubectl" in notes, "NOTES renders")
+    check(f"WebSocket URL:\n\n  {url}\n" in notes, f"NOTES: WebSocket URL {url}")
+    for text in expect:
+        check(text in notes, f"NOTES says: {text}")
+    for text in absent:
+        check(text not in notes, f"NOTES does not say: {text}")
     check(f"NEXT_PUBLIC_REALTIME_WEBSOCKET_URL={url}" in notes, f"NOTES: NEXT_PUBLIC_REALTIME_WEBSOCKET_URL={url}")
     check(f"REALTIME_WEBSOCKET_URL={url}" in notes, "NOTES: REALTIME_WEBSOCKET_URL")
     check(f'"realtimeWsUrl": "{url}"' in notes, "NOTES: app.json extra.realtimeWsUrl")
@@ -310,7 +314,11 @@ def case_default(m, ctx, release, notes):
           "no HPA, Ingress or ServiceMonitor by default")
     check(len(m.all("PodDisruptionBudget")) == 2, "PodDisruptionBudgets for bridge and core")
     check_migration_job(m, ctx, expect=False)
-    check_notes(notes, "ws://127.0.0.1:8080/ws")
+    check_notes(notes, "ws://127.0.0.1:8080/ws",
+                expect=[f"create secret generic {full}-jwt --from-file=hs256-secret=",
+                        f"create secret generic {full}-grpc-token --from-literal=token=",
+                        f"port-forward svc/{full}-bridge 8080:80"],
+                absent=["WARNING"])
 
 
 def case_minimal_dev(m, ctx, release, notes):
@@ -325,7 +333,8 @@ def case_minimal_dev(m, ctx, release, notes):
     check("emptyDir" in vols.get("data", {}), "embedded store on an emptyDir")
     check(not m.all("PersistentVolumeClaim"), "no PersistentVolumeClaim")
     check_migration_job(m, ctx, expect=False)
-    check_notes(notes, "ws://127.0.0.1:8080/ws")
+    check_notes(notes, "ws://127.0.0.1:8080/ws",
+                expect=['auth.mode is "none"', "emptyDir"], absent=["create secret"])
 
 
 def case_production(m, ctx, release, notes, crd=True):
@@ -398,7 +407,11 @@ def case_production(m, ctx, release, notes, crd=True):
                  for peer in r["from"]]
     check(len(grpc_from) == 2, "NetworkPolicy: bridges plus the listed backend", grpc_from)
     check_migration_job(m, ctx, expect=True)
-    check_notes(notes, "wss://realtime.example.com/prod")
+    check_notes(notes, "wss://realtime.example.com/prod",
+                expect=["create secret generic meno-realtime-grpc-token",
+                        "create secret generic scylla-credentials --from-literal=username=USER",
+                        "create secret generic scylla-ca --from-file=ca.crt=./ca.crt"],
+                absent=["WARNING", "port-forward"])
 
 
 def case_tls_everywhere(m, ctx, release, notes):
@@ -425,7 +438,9 @@ def case_tls_everywhere(m, ctx, release, notes):
         if sm["metadata"]["name"].endswith("-bridge"):
             check(sm["spec"]["endpoints"][0]["scheme"] == "https", "bridge ServiceMonitor scrapes https")
     check_migration_job(m, ctx, expect=False)
-    check_notes(notes, "wss://realtime.example.com/ws")
+    check_notes(notes, "wss://realtime.example.com/ws",
+                expect=["create secret tls meno-bridge-tls", "create secret generic meno-core-tls",
+                        "create secret generic meno-jwks --from-file=jwks.json="])
     del full
 
 
