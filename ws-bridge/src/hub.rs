@@ -23,17 +23,17 @@ use crate::config::BridgeConfig;
 use crate::core_client::CoreClient;
 use crate::outbox::Outbox;
 
-/// Why a socket could not be attached to its session.
+/// Why a socket could not be attached to its session: the core's refusal.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the core cannot stream this session: {0}")]
-pub struct AttachError(String);
+pub struct AttachError(pub meno_core::error::CoreError);
 
 /// What a session's upstream stream is doing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Upstream {
     Connecting,
     Live,
-    Failed(String),
+    Failed(meno_core::error::CoreError),
 }
 
 /// A local socket as the fan-out sees it.
@@ -182,14 +182,20 @@ impl Hub {
         };
         let mut upstream = fanout.upstream.subscribe();
         let state = upstream
-            .wait_for(|state| *state != Upstream::Connecting)
+            .wait_for(|state| !matches!(state, Upstream::Connecting))
             .await
             .map(|state| state.clone())
-            .unwrap_or_else(|_| Upstream::Failed("the session stream stopped".into()));
+            .unwrap_or_else(|_| {
+                Upstream::Failed(meno_core::error::CoreError::unavailable(
+                    "the session stream stopped",
+                ))
+            });
         match state {
             Upstream::Live => Ok(attached),
             Upstream::Failed(reason) => Err(AttachError(reason)),
-            Upstream::Connecting => Err(AttachError("the session stream stopped".into())),
+            Upstream::Connecting => Err(AttachError(meno_core::error::CoreError::unavailable(
+                "the session stream stopped",
+            ))),
         }
     }
 
@@ -289,12 +295,12 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
             }
             Err(status) => {
                 tracing::warn!(session = %fanout.key, error = %status, "cannot subscribe to session");
-                if *fanout.upstream.borrow() != Upstream::Live {
+                if !matches!(*fanout.upstream.borrow(), Upstream::Live) {
                     // Sockets waiting to attach give up; the stream keeps
                     // trying and turns live again when the core answers.
-                    fanout
-                        .upstream
-                        .send_replace(Upstream::Failed(status.message().to_owned()));
+                    fanout.upstream.send_replace(Upstream::Failed(
+                        meno_core::error::CoreError::from_status(&status),
+                    ));
                 }
             }
         }

@@ -30,7 +30,7 @@ use crate::codec::{seed000, ClientCommand, ErrorEnvelope};
 use crate::config::BridgeConfig;
 use crate::connect::ConnectParams;
 use crate::core_client::CoreClient;
-use crate::hub::Hub;
+use crate::hub::{AttachError, Hub};
 use crate::limits::{ConnectionLimitError, ConnectionPermit, TokenBucket};
 use crate::outbox::{outbox, Outbound};
 
@@ -147,16 +147,14 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         .await
     {
         Ok(attached) => attached,
-        Err(err) => {
-            let err = CoreError::unavailable(err.to_string());
+        Err(AttachError(err)) => {
             let _ = ws.feed(Message::Text(error_frame(&err, None))).await;
-            close(
-                &mut ws,
-                close_code::TRY_AGAIN_LATER,
-                "core unavailable",
-                &context.config,
-            )
-            .await;
+            let (code, reason) = match err.code {
+                ErrorCode::RateLimited => (close_code::RATE_LIMITED, "limit reached"),
+                ErrorCode::Unavailable => (close_code::TRY_AGAIN_LATER, "core unavailable"),
+                _ => (close_code::POLICY, "refused"),
+            };
+            close(&mut ws, code, reason, &context.config).await;
             return;
         }
     };
