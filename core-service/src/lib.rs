@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod grpc_auth;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 mod session;

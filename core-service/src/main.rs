@@ -33,6 +33,9 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long, env = "MENO_LOG_JSON", default_value_t = false)]
     log_json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when absent).
+    #[arg(long, env = "MENO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// File holding the bearer token every gRPC caller must present.
     #[arg(long, env = "MENO_GRPC_TOKEN_FILE")]
     grpc_token_file: Option<std::path::PathBuf>,
@@ -119,6 +122,15 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %cli.listen, store = ?cli.core.store, "meno-core serving gRPC");
     let stop = CancellationToken::new();
     tokio::spawn(meno_core::telemetry::cancel_on_signal(stop.clone()));
+    if let Some(addr) = cli.metrics_listen {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(err) = meno_core::metrics::serve(addr, stop).await {
+                tracing::error!(error = %err, %addr, "metrics server failed");
+            }
+        });
+        tracing::info!(%addr, "metrics at /metrics");
+    }
     core.serve(listener, stop).await?;
     if !core.drained(cli.drain_timeout).await {
         tracing::warn!("drain deadline passed with session actors still running");

@@ -37,6 +37,7 @@ impl ActorContext {
         let mut actors = lock(&self.actors);
         if actors.get(key).is_some_and(|(id, _)| *id == actor_id) {
             actors.remove(key);
+            crate::metrics::ACTIVE_SESSIONS.dec();
         }
     }
 
@@ -65,7 +66,12 @@ impl ActorContext {
         }
         let actor_id = self.next_actor_id.fetch_add(1, Ordering::Relaxed);
         let sender = spawn_actor(key.clone(), actor_id, self.clone());
-        actors.insert(key.clone(), (actor_id, sender.clone()));
+        if actors
+            .insert(key.clone(), (actor_id, sender.clone()))
+            .is_none()
+        {
+            crate::metrics::ACTIVE_SESSIONS.inc();
+        }
         Ok(sender)
     }
 
@@ -136,10 +142,16 @@ impl SessionRegistry {
             return Err(CoreError::unavailable("the core is shutting down"));
         }
         let (reply, answer) = oneshot::channel();
-        self.context.forward(key, make(reply)).await;
-        answer
+        let command = make(reply);
+        let timer = crate::metrics::COMMAND_SECONDS
+            .with_label_values(&[command.name()])
+            .start_timer();
+        self.context.forward(key, command).await;
+        let answer = answer
             .await
-            .unwrap_or_else(|_| Err(CoreError::unavailable("the session actor stopped")))
+            .unwrap_or_else(|_| Err(CoreError::unavailable("the session actor stopped")));
+        timer.observe_duration();
+        answer
     }
 
     /// The store behind the sessions (for reads that need no actor).

@@ -68,6 +68,7 @@ impl Fanout {
         };
         let frame = Utf8Bytes::from(text);
         let target = event.target.as_ref().and_then(|target| target.to.as_ref());
+        let mut delivered = 0;
         for socket in self.sockets().values() {
             let wanted = match target {
                 None => true,
@@ -75,9 +76,14 @@ impl Fanout {
                 Some(target::To::UserId(id)) => socket.connection.participant_id == *id,
             };
             if wanted {
-                socket.outbox.push(event.seq, frame.clone());
+                if socket.outbox.push(event.seq, frame.clone()) {
+                    delivered += 1;
+                } else {
+                    crate::metrics::QUEUE_DROPS.inc();
+                }
             }
         }
+        crate::metrics::EVENTS_DELIVERED.inc_by(delivered);
     }
 
     /// Tells every local socket to start over: the stream lost events that
@@ -162,7 +168,10 @@ impl Hub {
             let mut sessions = self.sessions();
             let fanout = sessions
                 .entry(key.clone())
-                .or_insert_with(|| self.start_fanout(key.clone()))
+                .or_insert_with(|| {
+                    crate::metrics::ACTIVE_SESSIONS.inc();
+                    self.start_fanout(key.clone())
+                })
                 .clone();
             fanout.sockets().insert(
                 socket_id,
@@ -212,6 +221,7 @@ impl Hub {
         if empty {
             fanout.stop.cancel();
             sessions.remove(key);
+            crate::metrics::ACTIVE_SESSIONS.dec();
         }
     }
 

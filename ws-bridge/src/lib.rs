@@ -10,6 +10,7 @@ pub mod connect;
 pub mod core_client;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod outbox;
 pub mod server;
 pub mod socket;

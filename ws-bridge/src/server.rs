@@ -218,6 +218,14 @@ impl Bridge {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/metrics" => {
+                let mut response = text(StatusCode::OK, meno_core::metrics::render());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
             "/readyz" => {
                 if self.draining.is_cancelled() {
                     text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -272,7 +280,7 @@ impl Bridge {
         }
         let accept = derive_accept_key(key.as_bytes());
         if let Err(refusal) = self.check_origin(headers) {
-            return refusal;
+            return *refusal;
         }
         let protocols = headers
             .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -280,7 +288,7 @@ impl Bridge {
         let (token, protocol) = token_from_request(fields.token.as_deref(), protocols);
         let admitted = match self.admit(fields, token).await {
             Ok(admitted) => admitted,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let user_agent: String = headers
             .get(header::USER_AGENT)
@@ -338,7 +346,7 @@ impl Bridge {
 
     /// Cross-site WebSocket hijacking: with an allow-list, a browser origin
     /// not on it is refused. Non-browser clients send no Origin.
-    fn check_origin(&self, headers: &http::HeaderMap) -> Result<(), HttpResponse> {
+    fn check_origin(&self, headers: &http::HeaderMap) -> Result<(), Box<HttpResponse>> {
         let allowed = &self.context.config.allowed_origins;
         if allowed.is_empty() {
             return Ok(());
@@ -352,10 +360,10 @@ impl Bridge {
                     .iter()
                     .any(|allowed| allowed == origin.trim_end_matches('/')) =>
             {
-                Err(text(
+                Err(Box::new(text(
                     StatusCode::FORBIDDEN,
                     format!("origin {origin} is not allowed\n"),
-                ))
+                )))
             }
             _ => Ok(()),
         }
@@ -367,10 +375,12 @@ impl Bridge {
         &self,
         fields: ConnectFields,
         token: Option<String>,
-    ) -> Result<Admitted, HttpResponse> {
-        let unauthorized = |reason: String| text(StatusCode::UNAUTHORIZED, format!("{reason}\n"));
+    ) -> Result<Admitted, Box<HttpResponse>> {
+        let unauthorized =
+            |reason: String| Box::new(text(StatusCode::UNAUTHORIZED, format!("{reason}\n")));
         let Some(auth) = &self.context.config.auth else {
-            let missing = |field| text(StatusCode::BAD_REQUEST, format!("missing {field}\n"));
+            let missing =
+                |field| Box::new(text(StatusCode::BAD_REQUEST, format!("missing {field}\n")));
             return Ok(Admitted {
                 params: ConnectParams {
                     session_id: fields.session_id,
@@ -392,10 +402,10 @@ impl Bridge {
             .await
             .map_err(|err| unauthorized(err.to_string()))?;
         if !identity.sessions.allows(&fields.session_id) {
-            return Err(text(
+            return Err(Box::new(text(
                 StatusCode::FORBIDDEN,
                 format!("the token does not grant session {}\n", fields.session_id),
-            ));
+            )));
         }
         if fields
             .participant_id

@@ -104,6 +104,9 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
 }
 
 fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
+    crate::metrics::ERRORS_SENT
+        .with_label_values(&[err.code.as_str()])
+        .inc();
     Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_core(
         err, action,
     )))
@@ -128,6 +131,15 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         }
     };
     let params = &client.params;
+    let client_kind = match params.client {
+        meno_proto::ClientKind::Web => "web",
+        meno_proto::ClientKind::Tablet => "tablet",
+        meno_proto::ClientKind::Native => "native",
+        _ => "other",
+    };
+    let open = crate::metrics::CONNECTIONS.with_label_values(&[client_kind]);
+    open.inc();
+    let _open = GaugeGuard(open);
     let key = SessionKey::new(client.tenant.clone(), params.session_id.clone());
     let connection = ConnectionInfo {
         connection_id: uuid::Uuid::now_v7().to_string(),
@@ -319,6 +331,15 @@ impl Writer<'_> {
     }
 }
 
+/// Decrements a gauge when dropped, however the socket's task ends.
+struct GaugeGuard(prometheus::IntGauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Resolves at `deadline`, or never when there is none.
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -466,6 +487,7 @@ impl Session {
             let written = tokio::select! {
                 _ = overflowed.cancelled() => {
                     tracing::info!(session = %self.key, "closing a slow consumer");
+                    crate::metrics::SLOW_CONSUMER_CLOSES.inc();
                     close(ws, close_code::SLOW_CONSUMER, "slow consumer", &config).await;
                     return Ended::Closed;
                 }
@@ -538,6 +560,7 @@ impl Session {
                                             close(ws, close_code::POLICY, "too many invalid messages", &config).await;
                                             return Ended::Closed;
                                         }
+                                        crate::metrics::ERRORS_SENT.with_label_values(&[err.code().as_str()]).inc();
                                         let frame = Utf8Bytes::from(seed000::encode_error(&ErrorEnvelope::from_protocol(&err)));
                                         sink.write_text(ws, vec![frame]).await
                                     }
@@ -598,6 +621,9 @@ impl Session {
             tenant: self.key.tenant.clone(),
         };
         Box::pin(async move {
+            let _timer = crate::metrics::CORE_CALL_SECONDS
+                .with_label_values(&[action])
+                .start_timer();
             let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
                 ClientCommand::ChatSend {
                     message_id,

@@ -366,11 +366,17 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
     let written = if batch.write.is_empty() {
         Ok(())
     } else {
-        context
+        let timer = crate::metrics::STORE_WRITE_SECONDS.start_timer();
+        let written = context
             .store
             .write_session(&state.key, batch.write)
             .await
-            .map_err(CoreError::from)
+            .map_err(CoreError::from);
+        timer.observe_duration();
+        if written.is_err() {
+            crate::metrics::STORE_ERRORS.inc();
+        }
+        written
     };
     match written {
         Ok(()) => {

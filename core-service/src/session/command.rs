@@ -74,3 +74,22 @@ pub(crate) enum Command {
         reply: Reply<()>,
     },
 }
+
+impl Command {
+    /// A short name, for metrics.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
+            Command::Refresh { .. } => "refresh",
+            Command::SendChat { .. } => "chat_send",
+            Command::UpdatePresence { .. } => "presence_update",
+            Command::Heartbeat { .. } => "heartbeat",
+            Command::PresenceSnapshot { .. } => "presence_snapshot",
+            Command::SetLease { .. } => "lease_set",
+            Command::ReleaseLease { .. } => "lease_release",
+            Command::GetLease { .. } => "lease_get",
+            Command::Subscribe { .. } => "subscribe",
+        }
+    }
+}

@@ -93,6 +93,7 @@ impl SessionState {
             } else {
                 hint.to_owned()
             };
+            crate::metrics::LEASE_GRANTS.inc();
             LeaseState {
                 lease_id,
                 lease_to: participant_id.to_owned(),
@@ -141,6 +142,7 @@ impl SessionState {
     /// Clears an expired lease, broadcasting the cleared state.
     pub(crate) fn expire_lease(&mut self, now: i64) {
         if self.lease_active() && self.lease.expires_at_ms <= now {
+            crate::metrics::LEASE_EXPIRIES.inc();
             let cleared = self.cleared_lease();
             self.stage_lease(cleared, now);
         }

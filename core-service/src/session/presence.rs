@@ -319,6 +319,7 @@ impl SessionState {
             .filter(|connection| connection.expires_at_ms <= now)
             .map(|connection| connection.info.connection_id.clone())
             .collect();
+        crate::metrics::PRESENCE_EXPIRIES.inc_by(expired.len() as u64);
         for connection_id in expired {
             // A connection whose bridge stopped refreshing it: that bridge is
             // gone, so there is nothing to wait for.
@@ -340,6 +341,7 @@ impl SessionState {
             let before = participant.state.clone();
             if participant.offline_at_ms.is_some_and(|at| at <= now) {
                 participant.offline_at_ms = None;
+                crate::metrics::PRESENCE_EXPIRIES.inc();
             }
             if participant.typing_until_ms.is_some_and(|at| at <= now) {
                 participant.typing_until_ms = None;

@@ -195,6 +195,15 @@ impl SessionState {
     /// Publishes a durable batch's events to subscribers and the ring.
     pub(crate) fn publish(&mut self, events: &[Arc<SessionEvent>]) {
         for event in events {
+            let kind = match event.kind {
+                Some(session_event::Kind::ChatMessage(_)) => "chat",
+                Some(session_event::Kind::Presence(_)) => "presence",
+                Some(session_event::Kind::Lease(_)) => "lease",
+                None => "none",
+            };
+            crate::metrics::EVENTS_PUBLISHED
+                .with_label_values(&[kind])
+                .inc();
             self.ring.push_back(Arc::clone(event));
             if self.ring.len() > self.config.ring_capacity {
                 if let Some(evicted) = self.ring.pop_front() {
