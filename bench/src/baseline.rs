@@ -46,6 +46,7 @@ fn room_of(path_and_query: &str) -> String {
         .to_owned()
 }
 
+#[allow(clippy::result_large_err)] // the handshake callback signature is tungstenite's
 async fn socket(stream: TcpStream, id: u64, rooms: Rooms, seq: Arc<AtomicU64>) {
     let mut room = String::new();
     let config = WebSocketConfig::default()

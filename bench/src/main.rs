@@ -2,7 +2,6 @@
 //! target (meno, Centrifugo's engine, a bare baseline) pinned to one CPU,
 //! from the other CPU, and measures the target from /proc. See BENCHMARKS.md.
 
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
