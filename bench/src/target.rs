@@ -124,9 +124,12 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 fn pinned(launch: &Launch, program: &Path) -> Command {
     let mut command = Command::new("taskset");
+    command.arg("-c").arg(launch.cpu.to_string());
+    // For profiling: e.g. MENO_LOAD_WRAP="valgrind --tool=callgrind".
+    if let Ok(wrapper) = std::env::var("MENO_LOAD_WRAP") {
+        command.args(wrapper.split_whitespace());
+    }
     command
-        .arg("-c")
-        .arg(launch.cpu.to_string())
         .arg(program)
         .env("TOKIO_WORKER_THREADS", launch.workers.to_string())
         .env("GOMAXPROCS", launch.workers.to_string())
@@ -293,6 +296,19 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
+        // A profiled target writes its profile on a clean exit: ask first.
+        if std::env::var_os("MENO_LOAD_WRAP").is_some() {
+            for child in self.children.iter_mut().rev() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
         // Edges first, so they do not log the core going away.
         for child in self.children.iter_mut().rev() {
             let _ = child.kill();
@@ -319,7 +335,7 @@ fn wait_ready(kind: TargetKind, addr: SocketAddr) -> anyhow::Result<()> {
         TargetKind::Baseline => "/",
         _ => "/readyz",
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
             let request =
