@@ -4,7 +4,7 @@
 //! falls so far behind that its queue would exceed the bound, the queue is
 //! marked overflowed and the socket's task closes it with 4008.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -26,6 +26,9 @@ pub struct Outbox {
     sender: mpsc::UnboundedSender<Outbound>,
     queued_bytes: Arc<AtomicUsize>,
     limit_bytes: usize,
+    /// Checked on every push: an atomic load, where the token's own
+    /// `is_cancelled` takes a mutex (once per socket per event on the fan-out).
+    has_overflowed: Arc<AtomicBool>,
     overflowed: CancellationToken,
 }
 
@@ -47,6 +50,7 @@ pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
             sender,
             queued_bytes: Arc::clone(&queued_bytes),
             limit_bytes,
+            has_overflowed: Arc::new(AtomicBool::new(false)),
             overflowed: overflowed.clone(),
         },
         OutboxReceiver {
@@ -61,13 +65,14 @@ impl Outbox {
     /// Queues a frame without waiting. Returns false when the socket is
     /// gone or has overflowed (it will be closed; nothing more is queued).
     pub fn push(&self, seq: u64, frame: Utf8Bytes) -> bool {
-        if self.overflowed.is_cancelled() {
+        if self.has_overflowed.load(Ordering::Relaxed) {
             return false;
         }
         let size = frame.len();
         let before = self.queued_bytes.fetch_add(size, Ordering::AcqRel);
         if before + size > self.limit_bytes {
             self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.has_overflowed.store(true, Ordering::Relaxed);
             self.overflowed.cancel();
             return false;
         }

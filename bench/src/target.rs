@@ -1,0 +1,357 @@
+//! The servers under test: started pinned to one CPU with one worker thread,
+//! and measured from outside through /proc (CPU time, resident memory).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Which server a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// `meno-bridge --store memory`: core in process.
+    Meno,
+    /// `meno-core --store memory` + `meno-bridge --core`.
+    MenoSplit,
+    /// `meno-bridge --store embedded` (durable, group commit).
+    MenoEmbedded,
+    /// Centrifugo's engine (centrifuge v0.40.1) with Centrifugo's settings.
+    Centrifugo,
+    /// A bare tokio-tungstenite broadcast server: the ceiling.
+    Baseline,
+}
+
+impl TargetKind {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Meno => "meno",
+            TargetKind::MenoSplit => "meno-split",
+            TargetKind::MenoEmbedded => "meno-embedded",
+            TargetKind::Centrifugo => "centrifugo",
+            TargetKind::Baseline => "baseline",
+        }
+    }
+
+    /// Whether clients speak seed 000 to it.
+    pub fn is_meno(self) -> bool {
+        matches!(
+            self,
+            TargetKind::Meno | TargetKind::MenoSplit | TargetKind::MenoEmbedded
+        )
+    }
+}
+
+/// How the target's processes are started.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// CPU the target is pinned to.
+    pub cpu: usize,
+    /// Worker threads (tokio) / GOMAXPROCS.
+    pub workers: usize,
+    /// Directory holding meno-bridge, meno-core, meno-load, centrifuge-server.
+    pub bin_dir: PathBuf,
+    /// Bridge processes (idle at scale: one process holds < 20,000 fds).
+    pub processes: usize,
+    /// Scratch directory (embedded store).
+    pub scratch: PathBuf,
+}
+
+/// A running target.
+#[derive(Debug)]
+pub struct Target {
+    /// What it is.
+    pub kind: TargetKind,
+    children: Vec<Child>,
+    /// WebSocket (and HTTP API) addresses, one per edge process.
+    pub edges: Vec<SocketAddr>,
+    /// The core's gRPC address (split mode).
+    pub grpc: Option<SocketAddr>,
+    edge_pids: Vec<u32>,
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr")
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which may hold spaces: ") S ppid ...".
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / clock_ticks_per_second_cached()
+}
+
+fn clock_ticks_per_second_cached() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(clock_ticks_per_second)
+}
+
+/// VmRSS of `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pinned(launch: &Launch, program: &Path) -> Command {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(launch.cpu.to_string());
+    // For profiling: e.g. MENO_LOAD_WRAP="valgrind --tool=callgrind".
+    if let Ok(wrapper) = std::env::var("MENO_LOAD_WRAP") {
+        command.args(wrapper.split_whitespace());
+    }
+    command
+        .arg(program)
+        .env("TOKIO_WORKER_THREADS", launch.workers.to_string())
+        .env("GOMAXPROCS", launch.workers.to_string())
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+fn binary(launch: &Launch, name: &str) -> anyhow::Result<PathBuf> {
+    let path = launch.bin_dir.join(name);
+    if path.exists() {
+        return Ok(path);
+    }
+    if name == "centrifuge-server" {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("centrifuge-server");
+        eprintln!("building {} with go", path.display());
+        let status = Command::new("go")
+            .arg("build")
+            .arg("-o")
+            .arg(&path)
+            .arg(".")
+            .current_dir(&source)
+            .status()
+            .context("running go build (is Go installed?)")?;
+        if status.success() {
+            return Ok(path);
+        }
+    }
+    bail!(
+        "{} not found: build it first (see BENCHMARKS.md)",
+        path.display()
+    )
+}
+
+impl Target {
+    /// Starts `kind` and waits until every process answers.
+    pub fn start(kind: TargetKind, launch: &Launch) -> anyhow::Result<Self> {
+        let mut target = Target {
+            kind,
+            children: Vec::new(),
+            edges: Vec::new(),
+            grpc: None,
+            edge_pids: Vec::new(),
+        };
+        let processes = launch.processes.max(1);
+        match kind {
+            TargetKind::Meno | TargetKind::MenoEmbedded => {
+                for i in 0..processes {
+                    let addr = free_addr();
+                    let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
+                    command.arg("--listen").arg(addr.to_string());
+                    if kind == TargetKind::Meno {
+                        command.arg("--store").arg("memory");
+                    } else {
+                        let dir = launch.scratch.join(format!("meno-data-{i}"));
+                        let _ = std::fs::remove_dir_all(&dir);
+                        command
+                            .arg("--store")
+                            .arg("embedded")
+                            .arg("--data-dir")
+                            .arg(dir);
+                    }
+                    target.spawn_edge(command, addr)?;
+                }
+            }
+            TargetKind::MenoSplit => {
+                let grpc = free_addr();
+                let mut core = pinned(launch, &binary(launch, "meno-core")?);
+                core.arg("--listen")
+                    .arg(grpc.to_string())
+                    .arg("--store")
+                    .arg("memory");
+                target
+                    .children
+                    .push(core.spawn().context("starting meno-core")?);
+                target.grpc = Some(grpc);
+                wait_port(grpc)?;
+                for _ in 0..processes {
+                    let addr = free_addr();
+                    let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
+                    command
+                        .arg("--listen")
+                        .arg(addr.to_string())
+                        .arg("--core")
+                        .arg(format!("http://{grpc}"));
+                    target.spawn_edge(command, addr)?;
+                }
+            }
+            TargetKind::Centrifugo => {
+                for _ in 0..processes {
+                    let addr = free_addr();
+                    let mut command = pinned(launch, &binary(launch, "centrifuge-server")?);
+                    command
+                        .arg("--listen")
+                        .arg(addr.to_string())
+                        .arg("--api-key")
+                        .arg(crate::load::API_KEY)
+                        .arg("--namespace")
+                        .arg("chat")
+                        .arg("--history-size")
+                        .arg("100")
+                        .arg("--history-ttl")
+                        .arg("300s");
+                    target.spawn_edge(command, addr)?;
+                }
+            }
+            TargetKind::Baseline => {
+                for _ in 0..processes {
+                    let addr = free_addr();
+                    let mut command = pinned(launch, &std::env::current_exe()?);
+                    command
+                        .arg("baseline-server")
+                        .arg("--listen")
+                        .arg(addr.to_string());
+                    target.spawn_edge(command, addr)?;
+                }
+            }
+        }
+        for addr in target.edges.clone() {
+            wait_ready(kind, addr)?;
+        }
+        Ok(target)
+    }
+
+    fn spawn_edge(&mut self, mut command: Command, addr: SocketAddr) -> anyhow::Result<()> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {:?}", command.get_args()))?;
+        self.edge_pids.push(child.id());
+        self.children.push(child);
+        self.edges.push(addr);
+        Ok(())
+    }
+
+    /// Every process of the target.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// CPU seconds used so far by all its processes.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.pids().into_iter().map(cpu_seconds).sum()
+    }
+
+    /// RSS of the edge processes (the bridges), KiB.
+    pub fn edge_rss_kib(&self) -> u64 {
+        self.edge_pids.iter().map(|&pid| rss_kib(pid)).sum()
+    }
+
+    /// RSS of every process, KiB.
+    pub fn total_rss_kib(&self) -> u64 {
+        self.pids().into_iter().map(rss_kib).sum()
+    }
+
+    /// Whether every process still runs.
+    pub fn alive(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|child| matches!(child.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // A profiled target writes its profile on a clean exit: ask first.
+        if std::env::var_os("MENO_LOAD_WRAP").is_some() {
+            for child in self.children.iter_mut().rev() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        // Edges first, so they do not log the core going away.
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_port(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("{addr} did not open in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn wait_ready(kind: TargetKind, addr: SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let path = match kind {
+        TargetKind::Centrifugo => "/health",
+        TargetKind::Baseline => "/",
+        _ => "/readyz",
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                if response.starts_with("HTTP/1.1 200") || kind == TargetKind::Baseline {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} at {addr} not ready in 30 s", kind.name());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
