@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+/// The bridge's per-client limits are for people, not load generators: the
+/// harness lifts them so every target is measured on delivery alone.
+const UNLIMITED: [(&str, &str); 5] = [
+    ("MENO_MESSAGES_PER_SECOND", "1000000000"),
+    ("MENO_MESSAGE_BURST", "1000000000"),
+    ("MENO_MAX_CONNECTIONS_PER_IP", "1000000"),
+    ("MENO_MAX_CONNECTIONS_PER_PARTICIPANT", "1000000"),
+    ("MENO_MAX_CONNECTIONS", "1000000"),
+];
+
 /// Which server a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetKind {
@@ -182,6 +192,7 @@ impl Target {
                 for i in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
+                    command.envs(UNLIMITED.iter().copied());
                     command.arg("--listen").arg(addr.to_string());
                     if kind == TargetKind::Meno {
                         command.arg("--store").arg("memory");
@@ -212,6 +223,7 @@ impl Target {
                 for _ in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
+                    command.envs(UNLIMITED.iter().copied());
                     command
                         .arg("--listen")
                         .arg(addr.to_string())

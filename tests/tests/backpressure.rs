@@ -9,6 +9,12 @@ const MESSAGES: usize = 2000;
 async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everything(mode: Mode) {
     let bridge = BridgeConfig {
         outbound_queue_bytes: 64 * 1024,
+        // The sender is a load generator here, not a person.
+        rate_limits: meno_bridge::limits::LimitsConfig {
+            messages_per_second: 1e6,
+            message_burst: 1_000_000,
+            ..meno_bridge::limits::LimitsConfig::default()
+        },
         // Long enough for the close frame to wait until the test reads again.
         close_timeout: std::time::Duration::from_secs(120),
         ..meno_tests::test_bridge_config()

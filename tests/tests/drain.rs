@@ -60,7 +60,14 @@ async fn sigterm_during_chat_loses_no_acknowledged_message_and_closes_with_1001(
     let data = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let session = session_id("drain");
-    let flags = ["--history-sync-limit", "100000"];
+    let flags = [
+        "--history-sync-limit",
+        "100000",
+        "--messages-per-second",
+        "100000",
+        "--message-burst",
+        "100000",
+    ];
     let process = Process::monolithic_with(addr, data.path(), &flags).await;
     let mut chatters = Vec::new();
     for name in ["ann", "bob", "cem"] {

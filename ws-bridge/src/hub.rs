@@ -41,8 +41,6 @@ enum Upstream {
 struct LocalSocket {
     connection: ConnectionInfo,
     outbox: Outbox,
-    /// Closed by the hub when the socket must start over (resync).
-    restart: CancellationToken,
 }
 
 /// One session's local sockets and its upstream stream.
@@ -51,6 +49,8 @@ struct Fanout {
     key: SessionKey,
     sockets: Mutex<HashMap<u64, LocalSocket>>,
     upstream: watch::Sender<Upstream>,
+    /// Bumped after a resync, once the new stream is live.
+    resync: watch::Sender<u64>,
     stop: CancellationToken,
 }
 
@@ -85,14 +85,6 @@ impl Fanout {
         }
         crate::metrics::EVENTS_DELIVERED.inc_by(delivered);
     }
-
-    /// Tells every local socket to start over: the stream lost events that
-    /// neither the core's ring nor this bridge can replay.
-    fn restart_all(&self) {
-        for socket in self.sockets().values() {
-            socket.restart.cancel();
-        }
-    }
 }
 
 /// Detaches its socket from the hub when dropped.
@@ -101,8 +93,10 @@ pub struct Attached {
     hub: Hub,
     key: SessionKey,
     socket_id: u64,
-    /// Cancelled when the socket must reconnect to get a consistent state.
-    pub restart: CancellationToken,
+    /// Changes when the session's stream lost events that neither the
+    /// core's ring nor this bridge can replay: the socket joins again (with
+    /// its last seq) to catch up, and stays open.
+    pub resync: watch::Receiver<u64>,
 }
 
 impl Drop for Attached {
@@ -163,7 +157,6 @@ impl Hub {
             .inner
             .next_socket_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let restart = CancellationToken::new();
         let fanout = {
             let mut sessions = self.sessions();
             let fanout = sessions
@@ -173,21 +166,18 @@ impl Hub {
                     self.start_fanout(key.clone())
                 })
                 .clone();
-            fanout.sockets().insert(
-                socket_id,
-                LocalSocket {
-                    connection,
-                    outbox,
-                    restart: restart.clone(),
-                },
-            );
+            fanout
+                .sockets()
+                .insert(socket_id, LocalSocket { connection, outbox });
             fanout
         };
+        let mut resync = fanout.resync.subscribe();
+        resync.mark_unchanged();
         let attached = Attached {
             hub: self.clone(),
             key,
             socket_id,
-            restart,
+            resync,
         };
         let mut upstream = fanout.upstream.subscribe();
         let state = upstream
@@ -231,6 +221,7 @@ impl Hub {
             key,
             sockets: Mutex::default(),
             upstream,
+            resync: watch::channel(0).0,
             stop: CancellationToken::new(),
         });
         tokio::spawn(run_upstream(Arc::clone(&fanout), self.inner.core.clone()));
@@ -254,6 +245,7 @@ fn session_ref(key: &SessionKey) -> SessionRef {
 /// from the last seq seen when the stream breaks.
 async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
     let mut last_seq: Option<u64> = None;
+    let mut resync_pending = false;
     let mut backoff = Duration::from_millis(100);
     let mut events = core.events.clone();
     let max_backoff = Duration::from_secs(5);
@@ -279,6 +271,11 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
                             last_seq.get_or_insert(subscribed.head_seq);
                             backoff = Duration::from_millis(100);
                             fanout.upstream.send_replace(Upstream::Live);
+                            // Sockets rejoin only now, so every event after
+                            // their new snapshot reaches them on this stream.
+                            if std::mem::take(&mut resync_pending) {
+                                fanout.resync.send_modify(|generation| *generation += 1);
+                            }
                         }
                         Ok(Some(subscribe_response::Item::Event(event))) => {
                             last_seq = Some(event.seq);
@@ -289,10 +286,10 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
                                 session = %fanout.key,
                                 from_seq = resync.from_seq,
                                 head_seq = resync.head_seq,
-                                "session stream cannot be resumed; sockets start over"
+                                "session stream cannot be resumed; sockets rejoin"
                             );
                             last_seq = None;
-                            fanout.restart_all();
+                            resync_pending = true;
                             break;
                         }
                         Ok(None) => break,

@@ -457,6 +457,9 @@ impl Session {
         attached: &crate::hub::Attached,
     ) -> Ended {
         let config = Arc::clone(&self.context.config);
+        // The last seq this client has: events at or below it are not sent.
+        let mut floor = snapshot_seq;
+        let mut resync = attached.resync.clone();
         let mut in_flight: Option<CallFuture> = None;
         let mut queued: Vec<Outbound> = Vec::with_capacity(64);
         let overflowed = outbound.overflow_signal();
@@ -491,9 +494,21 @@ impl Session {
                     close(ws, close_code::SLOW_CONSUMER, "slow consumer", &config).await;
                     return Ended::Closed;
                 }
-                _ = attached.restart.cancelled() => {
-                    close(ws, close_code::SERVICE_RESTART, "session stream restarted; reconnect with lastSeq", &config).await;
-                    return Ended::Closed;
+                changed = resync.changed(), if in_flight.is_none() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    match self.rejoin(floor).await {
+                        Ok((frames, snapshot_seq)) => {
+                            floor = snapshot_seq;
+                            sink.write_text(ws, frames).await
+                        }
+                        Err(err) => {
+                            let _ = sink.write_text(ws, vec![error_frame(&err, None)]).await;
+                            close(ws, close_code::TRY_AGAIN_LATER, "cannot rejoin the session", &config).await;
+                            return Ended::Drained;
+                        }
+                    }
                 }
                 _ = self.context.drain.cancelled(), if in_flight.is_none() => continue,
                 _ = sleep_until_some(expiry), if expiry.is_some() && in_flight.is_none() => {
@@ -518,11 +533,13 @@ impl Session {
                     if received == 0 {
                         return Ended::Closed;
                     }
-                    let frames = queued
-                        .drain(..)
-                        .filter(|outbound| outbound.seq > snapshot_seq)
-                        .map(|outbound| outbound.frame)
-                        .collect();
+                    let mut frames = Vec::with_capacity(queued.len());
+                    for outbound in queued.drain(..) {
+                        if outbound.seq > floor {
+                            floor = outbound.seq;
+                            frames.push(outbound.frame);
+                        }
+                    }
                     sink.write_text(ws, frames).await
                 }
                 message = ws.next(), if in_flight.is_none() => {
@@ -595,6 +612,28 @@ impl Session {
                 Err(WriteFailure::Broken) => return Ended::Abnormal,
             }
         }
+    }
+
+    /// Joins again after the session's stream lost events: the core answers
+    /// with what this client missed after `last_seq` (or a fresh snapshot).
+    async fn rejoin(&self, last_seq: u64) -> Result<(Vec<Utf8Bytes>, u64), CoreError> {
+        let join = JoinRequest {
+            session: Some(session_ref(&self.key)),
+            connection: Some(self.connection.clone()),
+            last_seq: Some(last_seq),
+            history_limit: 0,
+        };
+        let joined = self
+            .context
+            .core
+            .connections
+            .clone()
+            .join(self.context.core.request(join))
+            .await
+            .map_err(|status| CoreError::from_status(&status))?
+            .into_inner();
+        let snapshot_seq = joined.snapshot_seq;
+        Ok((self.start_frames(joined), snapshot_seq))
     }
 
     fn actor(&self) -> Actor {

@@ -1,0 +1,100 @@
+//! Bridge ↔ core failure: when the core dies and comes back, the bridge keeps
+//! its sockets open, answers actions meanwhile with a retryable error, and
+//! catches every socket up without gaps or duplicates.
+
+use std::time::Duration;
+
+use meno_tests::process::{free_addr, Process};
+use meno_tests::{session_id, Client};
+use serde_json::{json, Value};
+
+fn core_args(addr: std::net::SocketAddr, dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "--listen".into(),
+        addr.to_string(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+    ]
+}
+
+async fn start_core(addr: std::net::SocketAddr, dir: &std::path::Path) -> Process {
+    let core = Process::spawn("meno-core", addr, &core_args(addr, dir));
+    let deadline = tokio::time::Instant::now() + meno_tests::WAIT;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "core did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    core
+}
+
+fn messages(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "chat.message")
+        .map(|f| f["data"]["messageId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_crash_keeps_sockets_open_and_loses_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let core_addr = free_addr();
+    let core = start_core(core_addr, data.path()).await;
+    let bridge_addr = free_addr();
+    let bridge_args = vec![
+        "--listen".to_owned(),
+        bridge_addr.to_string(),
+        "--core".to_owned(),
+        format!("http://{core_addr}"),
+    ];
+    let bridge = Process::spawn("meno-bridge", bridge_addr, &bridge_args);
+    bridge.wait_ready().await;
+
+    let session = session_id("core-crash");
+    let url = |who: &str| {
+        format!(
+            "ws://{bridge_addr}/ws?sessionId={session}&participantId={who}&name={who}&role=teacher&client=web"
+        )
+    };
+    let mut ann = Client::connect(&url("ann")).await;
+    ann.expect_start().await;
+    let mut bob = Client::connect(&url("bob")).await;
+    bob.expect_start().await;
+    ann.chat("before", "before the crash").await;
+    ann.expect_where("chat.message", |f| f["data"]["messageId"] == "before")
+        .await;
+    let mut seen_by_bob = vec![bob.expect_where("chat.message", |_| true).await];
+
+    core.kill();
+    // Meanwhile: a retryable error, and the socket stays open.
+    ann.chat("during", "while the core is down").await;
+    let error = ann.expect_where("error", |_| true).await;
+    assert_eq!(error["data"]["code"], "Unavailable");
+    assert_eq!(error["data"]["retryable"], true);
+
+    let _core = start_core(core_addr, data.path()).await;
+    // The bridge notices, resubscribes, and the sockets rejoin in place:
+    // each gets the current state again, on the same socket.
+    ann.expect_where("presence.snapshot", |_| true).await;
+    bob.expect_where("presence.snapshot", |_| true).await;
+    ann.chat("after", "after the restart").await;
+    ann.expect_where("chat.message", |f| f["data"]["messageId"] == "after")
+        .await;
+    loop {
+        let frame = bob.recv().await;
+        let done = frame["type"] == "chat.message" && frame["data"]["messageId"] == "after";
+        seen_by_bob.push(frame);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        messages(&seen_by_bob),
+        ["before", "after"],
+        "each once, in order"
+    );
+    drop(bridge);
+}
