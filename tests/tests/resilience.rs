@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meno_tests::process::{free_addr, Process};
 use meno_tests::{session_id, Client};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn core_args(addr: std::net::SocketAddr, dir: &std::path::Path) -> Vec<String> {
     vec![
