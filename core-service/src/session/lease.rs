@@ -45,6 +45,15 @@ impl SessionState {
         }
     }
 
+    /// The role a lease request acts with, or why it may not act at all.
+    fn acting_role(&self, participant_id: &str, claimed_role: Role) -> Result<Role, CoreError> {
+        self.role_of(participant_id, claimed_role).ok_or_else(|| {
+            CoreError::denied(format!(
+                "participant {participant_id:?} is not in this session"
+            ))
+        })
+    }
+
     /// `control.lease.set`: take, renew or preempt the lease.
     pub(crate) fn set_lease(
         &mut self,
@@ -53,11 +62,7 @@ impl SessionState {
         claimed_role: Role,
         now: i64,
     ) -> Result<(LeaseState, u64), CoreError> {
-        let role = self.role_of(participant_id, claimed_role).ok_or_else(|| {
-            CoreError::denied(format!(
-                "participant {participant_id:?} is not in this session"
-            ))
-        })?;
+        let role = self.acting_role(participant_id, claimed_role)?;
         if role == Role::Observer {
             return Err(CoreError::denied("observers may not take the lease"));
         }
@@ -115,11 +120,7 @@ impl SessionState {
         claimed_role: Role,
         now: i64,
     ) -> Result<(LeaseState, u64), CoreError> {
-        let role = self.role_of(participant_id, claimed_role).ok_or_else(|| {
-            CoreError::denied(format!(
-                "participant {participant_id:?} is not in this session"
-            ))
-        })?;
+        let role = self.acting_role(participant_id, claimed_role)?;
         if !self.lease_live_at(now) {
             return Ok((self.lease.clone(), self.head_seq));
         }
