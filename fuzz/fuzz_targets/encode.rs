@@ -26,7 +26,28 @@ enum StoredJson {
     Text(String),
     Pairs(Vec<(String, String)>),
     Nested(Vec<(String, Vec<i64>)>),
+    /// Text at the edges of what a JSON parser accepts.
+    Edge(u8),
 }
+
+const EDGES: &[&str] = &[
+    "",
+    "{}",
+    " { } ",
+    " {\"a\":1} ",
+    "{\"a\":1,\"a\":2}",
+    "{\"a\":-0}",
+    "{\"a\":1e400}",
+    "{\"a\":-1e400}",
+    "{\"a\":\"\\ud800\"}",
+    "{\"\\udc00\":1}",
+    "{\"a\":\"\\ud83c\\udf93\"}",
+    "{\"a\":[1,{\"b\":null}]}",
+    "[1]",
+    "\"text\"",
+    "{\"a\":1}x",
+    "{\"a\":\"\u{7}\"}",
+];
 
 impl StoredJson {
     fn text(&self) -> String {
@@ -46,6 +67,7 @@ impl StoredJson {
                     .collect(),
             )
             .to_string(),
+            Self::Edge(index) => EDGES[usize::from(*index) % EDGES.len()].to_owned(),
         }
     }
 }

@@ -442,6 +442,69 @@ mod tests {
         assert_eq!(token_from_request(None, Some("chat")), (None, None));
     }
 
+    fn config(role_map: &str) -> JwtConfig {
+        JwtConfig {
+            keys: KeySource::Hs256Secret(b"unused".to_vec()),
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            claims: ClaimNames::default(),
+            role_map: parse_role_map(role_map).unwrap(),
+            jwks_refresh: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn claims_map_to_an_identity() {
+        let claims = serde_json::json!({
+            "sub": "p_7", "sessions": ["s-1", "s-2"], "role": ["students", "teachers", "x"],
+            "name": "Ada", "tenant": "acme", "exp": 1_795_416_702,
+        });
+        let identity = identity_from_claims(&config("teachers=teacher"), &claims).unwrap();
+        assert_eq!(
+            identity,
+            Identity {
+                participant_id: "p_7".into(),
+                name: Some("Ada".into()),
+                role: Some(Role::Teacher),
+                tenant: Some("acme".into()),
+                sessions: SessionScope::Only(vec!["s-1".into(), "s-2".into()]),
+                expires_at_ms: Some(1_795_416_702_000),
+            }
+        );
+        let any = serde_json::json!({"sub": "p", "sessions": "*", "name": " ", "tenant": ""});
+        let identity = identity_from_claims(&config(""), &any).unwrap();
+        assert_eq!(identity.sessions, SessionScope::Any);
+        assert_eq!(
+            (identity.name, identity.tenant, identity.role),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn bad_claims_name_the_claim() {
+        for (claims, claim) in [
+            (serde_json::json!({"sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "", "sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "a\nb", "sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "p"}), "sessions"),
+            (serde_json::json!({"sub": "p", "sessions": [1]}), "sessions"),
+            (
+                serde_json::json!({"sub": "p", "sessions": "*", "role": "admin"}),
+                "role",
+            ),
+            (
+                serde_json::json!({"sub": "p", "sessions": "*", "role": 1}),
+                "role",
+            ),
+        ] {
+            match identity_from_claims(&config(""), &claims) {
+                Err(AuthError::Claim { claim: named, .. }) => assert_eq!(named, claim, "{claims}"),
+                other => panic!("{claims} gave {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn role_maps_parse_and_refuse_unknown_roles() {
         let map = parse_role_map("teachers=teacher, students=student").unwrap();
