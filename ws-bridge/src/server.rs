@@ -338,6 +338,7 @@ impl Bridge {
 
     /// Cross-site WebSocket hijacking: with an allow-list, a browser origin
     /// not on it is refused. Non-browser clients send no Origin.
+    #[allow(clippy::result_large_err)]
     fn check_origin(&self, headers: &http::HeaderMap) -> Result<(), HttpResponse> {
         let allowed = &self.context.config.allowed_origins;
         if allowed.is_empty() {
