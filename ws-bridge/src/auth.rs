@@ -279,85 +279,97 @@ impl Authenticator {
     }
 
     fn identity(&self, claims: &Value) -> Result<Identity, AuthError> {
-        let names = &self.config.claims;
-        let claim_error = |claim: &str, reason: &str| AuthError::Claim {
-            claim: claim.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let participant_id = claims
-            .get(&names.subject)
-            .and_then(Value::as_str)
-            .filter(|sub| !sub.is_empty() && sub.len() <= 128 && !sub.chars().any(char::is_control))
-            .ok_or_else(|| {
-                claim_error(
-                    &names.subject,
-                    "must be a non-empty string of at most 128 bytes",
-                )
-            })?
-            .to_owned();
-        let sessions = match claims.get(&names.sessions) {
-            Some(Value::String(star)) if star == "*" => SessionScope::Any,
-            Some(Value::String(one)) => SessionScope::Only(vec![one.clone()]),
-            Some(Value::Array(list)) => SessionScope::Only(
-                list.iter()
-                    .map(|item| item.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| claim_error(&names.sessions, "must hold strings"))?,
-            ),
-            Some(_) => {
-                return Err(claim_error(
-                    &names.sessions,
-                    "must be a list of session ids or \"*\"",
-                ))
-            }
-            None => return Err(claim_error(&names.sessions, "is required")),
-        };
-        let role = match claims.get(&names.role) {
-            None => None,
-            Some(Value::String(value)) => Some(
-                self.map_role(value)
-                    .ok_or_else(|| claim_error(&names.role, "names no known role"))?,
-            ),
-            Some(Value::Array(values)) => Some(
-                values
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter_map(|value| self.map_role(value))
-                    // Several groups: the most capable role wins.
-                    .max_by_key(|role| match role {
-                        Role::Teacher => 3,
-                        Role::Student => 2,
-                        _ => 1,
-                    })
-                    .ok_or_else(|| claim_error(&names.role, "names no known role"))?,
-            ),
-            Some(_) => return Err(claim_error(&names.role, "must be a string or a list")),
-        };
-        let text = |claim: &str| claims.get(claim).and_then(Value::as_str).map(str::to_owned);
-        let expires_at_ms = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .map(|exp| exp.saturating_mul(1000));
-        Ok(Identity {
-            participant_id,
-            name: text(&names.name).filter(|name| !name.trim().is_empty()),
-            role,
-            tenant: text(&names.tenant).filter(|tenant| !tenant.is_empty()),
-            sessions,
-            expires_at_ms,
-        })
+        identity_from_claims(&self.config, claims)
     }
+}
 
-    fn map_role(&self, value: &str) -> Option<Role> {
-        if let Some(role) = self.config.role_map.get(value) {
-            return Some(*role);
+/// The identity that verified `claims` grant under `config`: the claim names
+/// and role map are read from it, the keys are not.
+///
+/// This is the claim mapping of [`Authenticator::verify`], without the
+/// signature and time checks; it is pure (no I/O, no clock) so that tests and
+/// fuzz targets can call it on any JSON. Never call it on claims that were
+/// not verified: it trusts them.
+pub fn identity_from_claims(config: &JwtConfig, claims: &Value) -> Result<Identity, AuthError> {
+    let names = &config.claims;
+    let claim_error = |claim: &str, reason: &str| AuthError::Claim {
+        claim: claim.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let participant_id = claims
+        .get(&names.subject)
+        .and_then(Value::as_str)
+        .filter(|sub| !sub.is_empty() && sub.len() <= 128 && !sub.chars().any(char::is_control))
+        .ok_or_else(|| {
+            claim_error(
+                &names.subject,
+                "must be a non-empty string of at most 128 bytes",
+            )
+        })?
+        .to_owned();
+    let sessions = match claims.get(&names.sessions) {
+        Some(Value::String(star)) if star == "*" => SessionScope::Any,
+        Some(Value::String(one)) => SessionScope::Only(vec![one.clone()]),
+        Some(Value::Array(list)) => SessionScope::Only(
+            list.iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| claim_error(&names.sessions, "must hold strings"))?,
+        ),
+        Some(_) => {
+            return Err(claim_error(
+                &names.sessions,
+                "must be a list of session ids or \"*\"",
+            ))
         }
-        match value {
-            "student" => Some(Role::Student),
-            "teacher" => Some(Role::Teacher),
-            "observer" => Some(Role::Observer),
-            _ => None,
-        }
+        None => return Err(claim_error(&names.sessions, "is required")),
+    };
+    let role = match claims.get(&names.role) {
+        None => None,
+        Some(Value::String(value)) => Some(
+            map_role(&config.role_map, value)
+                .ok_or_else(|| claim_error(&names.role, "names no known role"))?,
+        ),
+        Some(Value::Array(values)) => Some(
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|value| map_role(&config.role_map, value))
+                // Several groups: the most capable role wins.
+                .max_by_key(|role| match role {
+                    Role::Teacher => 3,
+                    Role::Student => 2,
+                    _ => 1,
+                })
+                .ok_or_else(|| claim_error(&names.role, "names no known role"))?,
+        ),
+        Some(_) => return Err(claim_error(&names.role, "must be a string or a list")),
+    };
+    let text = |claim: &str| claims.get(claim).and_then(Value::as_str).map(str::to_owned);
+    let expires_at_ms = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .map(|exp| exp.saturating_mul(1000));
+    Ok(Identity {
+        participant_id,
+        name: text(&names.name).filter(|name| !name.trim().is_empty()),
+        role,
+        tenant: text(&names.tenant).filter(|tenant| !tenant.is_empty()),
+        sessions,
+        expires_at_ms,
+    })
+}
+
+/// The role a claim value names: through `role_map` first, else by its own name.
+fn map_role(role_map: &HashMap<String, Role>, value: &str) -> Option<Role> {
+    if let Some(role) = role_map.get(value) {
+        return Some(*role);
+    }
+    match value {
+        "student" => Some(Role::Student),
+        "teacher" => Some(Role::Teacher),
+        "observer" => Some(Role::Observer),
+        _ => None,
     }
 }
 
@@ -428,6 +440,69 @@ mod tests {
             (Some("abc".into()), Some("bearer.abc".into()))
         );
         assert_eq!(token_from_request(None, Some("chat")), (None, None));
+    }
+
+    fn config(role_map: &str) -> JwtConfig {
+        JwtConfig {
+            keys: KeySource::Hs256Secret(b"unused".to_vec()),
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            claims: ClaimNames::default(),
+            role_map: parse_role_map(role_map).unwrap(),
+            jwks_refresh: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn claims_map_to_an_identity() {
+        let claims = serde_json::json!({
+            "sub": "p_7", "sessions": ["s-1", "s-2"], "role": ["students", "teachers", "x"],
+            "name": "Ada", "tenant": "acme", "exp": 1_795_416_702,
+        });
+        let identity = identity_from_claims(&config("teachers=teacher"), &claims).unwrap();
+        assert_eq!(
+            identity,
+            Identity {
+                participant_id: "p_7".into(),
+                name: Some("Ada".into()),
+                role: Some(Role::Teacher),
+                tenant: Some("acme".into()),
+                sessions: SessionScope::Only(vec!["s-1".into(), "s-2".into()]),
+                expires_at_ms: Some(1_795_416_702_000),
+            }
+        );
+        let any = serde_json::json!({"sub": "p", "sessions": "*", "name": " ", "tenant": ""});
+        let identity = identity_from_claims(&config(""), &any).unwrap();
+        assert_eq!(identity.sessions, SessionScope::Any);
+        assert_eq!(
+            (identity.name, identity.tenant, identity.role),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn bad_claims_name_the_claim() {
+        for (claims, claim) in [
+            (serde_json::json!({"sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "", "sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "a\nb", "sessions": "*"}), "sub"),
+            (serde_json::json!({"sub": "p"}), "sessions"),
+            (serde_json::json!({"sub": "p", "sessions": [1]}), "sessions"),
+            (
+                serde_json::json!({"sub": "p", "sessions": "*", "role": "admin"}),
+                "role",
+            ),
+            (
+                serde_json::json!({"sub": "p", "sessions": "*", "role": 1}),
+                "role",
+            ),
+        ] {
+            match identity_from_claims(&config(""), &claims) {
+                Err(AuthError::Claim { claim: named, .. }) => assert_eq!(named, claim, "{claims}"),
+                other => panic!("{claims} gave {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ mod decode_tests;
 #[cfg(test)]
 mod encode_tests;
 #[cfg(test)]
+mod proptest_tests;
+#[cfg(test)]
 mod refusal_tests;
 #[cfg(test)]
 mod robustness_tests;

@@ -5,9 +5,12 @@
 //! (`meta_json`, `extra_json`) are embedded as they are, validated but never
 //! re-parsed into a tree.
 
+use std::fmt;
+
 use meno_proto::session_event::Kind;
 use meno_proto::{ChatMessage, LeaseState, PresenceState, PresenceStatus, Role, SessionEvent};
-use serde::Serialize;
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use super::envelope_type;
@@ -257,6 +260,12 @@ fn non_empty(text: &str) -> Option<&str> {
 /// Stored object text to embed; empty, `{}`, or anything that is not a JSON
 /// object (the core stores only objects, so that would be corruption) is left
 /// out rather than breaking the envelope.
+///
+/// `RawValue` alone checks only the grammar: it lets through a lone surrogate
+/// escape (`"\ud800"`) or a number out of `f64` range (`1e400`), which strict
+/// parsers (serde_json, Go, Java) refuse, breaking the whole envelope for
+/// them. So the text is also read as [`serde_json::Value`] would read it,
+/// without building the tree.
 fn raw_object(json: &str) -> Option<&RawValue> {
     if json.is_empty() {
         return None;
@@ -264,7 +273,65 @@ fn raw_object(json: &str) -> Option<&RawValue> {
     let raw = serde_json::from_str::<&RawValue>(json).ok()?;
     let text = raw.get();
     let inner = text.strip_prefix('{')?.strip_suffix('}')?;
-    (!inner.trim().is_empty()).then_some(raw)
+    if inner.trim().is_empty() {
+        return None;
+    }
+    serde_json::from_str::<StrictJson>(text).ok()?;
+    Some(raw)
+}
+
+/// Any JSON value, read with the checks `serde_json::Value` makes (string
+/// escapes, number range) and then dropped.
+struct StrictJson;
+
+impl<'de> Deserialize<'de> for StrictJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictJsonVisitor)
+    }
+}
+
+struct StrictJsonVisitor;
+
+impl<'de> Visitor<'de> for StrictJsonVisitor {
+    type Value = StrictJson;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictJson, E> {
+        Ok(StrictJson)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrictJson, A::Error> {
+        while seq.next_element::<StrictJson>()?.is_some() {}
+        Ok(StrictJson)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictJson, A::Error> {
+        while map.next_entry::<StrictJson, StrictJson>()?.is_some() {}
+        Ok(StrictJson)
+    }
 }
 
 fn role_name(role: i32) -> &'static str {

@@ -133,6 +133,43 @@ fn empty_or_corrupt_meta_is_left_out() {
     }
 }
 
+/// Found by `fuzz/fuzz_targets/encode.rs`: `RawValue` accepted these, and the
+/// whole envelope became unreadable to strict JSON parsers (serde_json among
+/// them: "lone leading surrogate in hex escape").
+#[test]
+fn stored_json_that_strict_parsers_refuse_is_left_out() {
+    for json in [
+        r#"{"\udc00":1}"#,
+        r#"{"a":"\ud800"}"#,
+        r#"{"a":["x\ud83c"]}"#,
+        r#"{"a":1e400}"#,
+        r#"{"a":{"b":-1e400}}"#,
+    ] {
+        let stored = ChatMessage {
+            meta_json: json.into(),
+            ..message()
+        };
+        let value = parsed(&encode_chat_message(SESSION, Some(1), &stored));
+        assert!(value["data"].get("meta").is_none(), "{json}: {value}");
+        let state = PresenceState {
+            extra_json: json.into(),
+            ..PresenceState::default()
+        };
+        let value = parsed(&encode_snapshot(SESSION, 1, &[state]));
+        assert!(
+            value["data"]["participants"][0].get("extra").is_none(),
+            "{json}: {value}"
+        );
+    }
+    // A valid surrogate pair and large but finite numbers still go through.
+    let stored = ChatMessage {
+        meta_json: r#"{"a":"\ud83c\udf93","b":1e308,"c":18446744073709551616}"#.into(),
+        ..message()
+    };
+    let value = parsed(&encode_chat_message(SESSION, Some(1), &stored));
+    assert_eq!(value["data"]["meta"]["a"], "🎓");
+}
+
 #[test]
 fn chat_sync_oldest_first() {
     let second = ChatMessage {
