@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 pub mod baseline;
+pub mod flood;
 pub mod idle;
 pub mod load;
 pub mod report;

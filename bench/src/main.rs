@@ -13,7 +13,7 @@ use serde_json::json;
 
 use meno_load::load::PublishPath;
 use meno_load::target::{Launch, Target, TargetKind};
-use meno_load::{baseline, idle, report, scenario};
+use meno_load::{baseline, flood, idle, report, scenario};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +37,9 @@ enum ScenarioKind {
     Idle,
     /// Closed-loop acknowledged chat.send per second.
     Chat,
+    /// Session B's latency, quiet and while one socket in session A floods
+    /// the bridge (default limits; meno targets only).
+    Flood,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +50,13 @@ enum Cmd {
     BaselineServer {
         #[arg(long)]
         listen: SocketAddr,
+    },
+    /// Floods the bridge from one socket for the flood scenario (started by `run`).
+    FloodWorker {
+        #[arg(long)]
+        edge: SocketAddr,
+        #[arg(long)]
+        source: Option<std::net::Ipv4Addr>,
     },
     /// Holds idle connections for the idle scenario (started by `run`).
     IdleWorker {
@@ -139,6 +149,9 @@ fn main() -> anyhow::Result<()> {
             room_size,
             source_index,
         )),
+        Cmd::FloodWorker { edge, source } => {
+            current_thread()?.block_on(flood::worker(edge, source))
+        }
         Cmd::Run(args) => run(args),
     }
 }
@@ -179,6 +192,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         bin_dir,
         processes: args.processes,
         scratch: scratch.clone(),
+        default_limits: args.scenario == ScenarioKind::Flood,
     };
     let runtime = current_thread()?;
     let mut results = Vec::new();
@@ -189,11 +203,23 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         report::print_step_header();
     }
     for &kind in &args.targets {
+        if args.scenario == ScenarioKind::Flood && !kind.is_meno() {
+            eprintln!("flood: skipping {} (meno targets only)", kind.name());
+            continue;
+        }
         let mut target = Target::start(kind, &launch)
             .with_context(|| format!("starting target {}", kind.name()))?;
         let path = match kind {
             TargetKind::Centrifugo => PublishPath::Http,
             TargetKind::Baseline => PublishPath::Ws,
+            // Only the split target has a core gRPC port; the flood scenario
+            // runs on both, so the monolith publishes through sockets.
+            _ if args.scenario == ScenarioKind::Flood
+                && args.publish == PublishPath::Grpc
+                && target.grpc.is_none() =>
+            {
+                PublishPath::Ws
+            }
             _ => args.publish,
         };
         let label = match (kind.is_meno(), path) {
@@ -205,11 +231,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let outcome = runtime.block_on(run_one(&args, &target, path));
         let alive = target.alive();
         match outcome {
-            Ok(record) => results.push(json!({
+            Ok(record) => {
+                if args.scenario == ScenarioKind::Flood {
+                    report::print_flood(&label, &record);
+                }
+                results.push(json!({
                 "target": label,
                 "alive_after": alive,
                 "result": record,
-            })),
+                }));
+            }
             Err(err) => {
                 eprintln!("{label}: {err:#}");
                 results.push(json!({"target": label, "error": format!("{err:#}")}));
@@ -284,6 +315,20 @@ async fn run_one(
             let per_room = args.subscribers.unwrap_or(10);
             let length = args.step.max(Duration::from_secs(5));
             idle::chat(target, rooms, per_room, length).await
+        }
+        ScenarioKind::Flood => {
+            let settings = flood::Flood {
+                subscribers: args.subscribers.unwrap_or(200),
+                rate: args
+                    .rates
+                    .as_ref()
+                    .and_then(|r| r.first().copied())
+                    .unwrap_or(50.0),
+                length: args.step,
+                path,
+                flood_source: std::net::Ipv4Addr::new(127, 0, 0, 200),
+            };
+            flood::flood(target, &settings).await
         }
     }
 }

@@ -73,3 +73,50 @@ pub fn print_chat(target: &str, record: &Value) {
         record["failures"],
     );
 }
+
+/// The flood scenario: quiet and flooded runs side by side.
+pub fn print_flood(target: &str, record: &Value) {
+    println!(
+        "{:<16} {:<7} {:>7} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "target",
+        "run",
+        "pub/s",
+        "deliv/s",
+        "losses",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "max ms",
+        "cpu %"
+    );
+    for run in ["quiet", "flooded"] {
+        let step = &record[run];
+        let latency = &step["latency_us"];
+        println!(
+            "{:<16} {:<7} {:>7.1} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6.1}",
+            target,
+            run,
+            number(step, "rate_published"),
+            number(step, "deliveries_per_s"),
+            step["losses"].as_u64().unwrap_or(0),
+            number(latency, "p50") / 1000.0,
+            number(latency, "p99") / 1000.0,
+            number(latency, "p999") / 1000.0,
+            number(latency, "max") / 1000.0,
+            number(step, "target_cpu_pct"),
+        );
+    }
+    let flooder = &record["flooder"];
+    println!(
+        "{:<16} p99 flooded/quiet = {:.2}; flooder: {} frames written to its socket ({:.0}/s), {} RateLimited errors, {} closes 4029 (+{} ended by reset), {} connects; B subscribers closed: {}",
+        target,
+        number(record, "p99_ratio"),
+        flooder["frames_written"],
+        number(flooder, "frames_per_s"),
+        flooder["rate_limited_errors"],
+        flooder["closes_4029"],
+        flooder["ended_without_close"],
+        flooder["connects"],
+        record["b_subscribers_closed"],
+    );
+}

@@ -77,7 +77,8 @@ pub async fn connect_all(
     Ok(subscribers)
 }
 
-async fn publisher_for(
+/// The publisher of `sweep.path` (client path: the first sockets of each room).
+pub async fn publisher_for(
     target: &Target,
     sweep: &Sweep,
     subscribers: &[Subscriber],

@@ -67,6 +67,22 @@ pub struct Launch {
     pub processes: usize,
     /// Scratch directory (embedded store).
     pub scratch: PathBuf,
+    /// Keep the bridge's default per-connection limits (the flood scenario):
+    /// only the per-IP connection cap is lifted.
+    pub default_limits: bool,
+}
+
+/// The limit settings a meno bridge is started with.
+fn limit_env(launch: &Launch) -> Vec<(&'static str, &'static str)> {
+    if launch.default_limits {
+        UNLIMITED
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name == "MENO_MAX_CONNECTIONS_PER_IP")
+            .collect()
+    } else {
+        UNLIMITED.to_vec()
+    }
 }
 
 /// A running target.
@@ -192,7 +208,7 @@ impl Target {
                 for i in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
-                    command.envs(UNLIMITED.iter().copied());
+                    command.envs(limit_env(launch));
                     command.arg("--listen").arg(addr.to_string());
                     if kind == TargetKind::Meno {
                         command.arg("--store").arg("memory");
@@ -223,7 +239,7 @@ impl Target {
                 for _ in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
-                    command.envs(UNLIMITED.iter().copied());
+                    command.envs(limit_env(launch));
                     command
                         .arg("--listen")
                         .arg(addr.to_string())

@@ -8,7 +8,8 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -20,8 +21,8 @@ const MASK: [u8; 4] = [0x5a, 0x17, 0xc3, 0x8e];
 
 /// One client connection after a successful upgrade.
 #[derive(Debug)]
-pub struct WsClient {
-    stream: TcpStream,
+pub struct WsClient<S = TcpStream> {
+    stream: S,
     buffer: Vec<u8>,
     start: usize,
     end: usize,
@@ -102,6 +103,24 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 impl WsClient {
+    /// Splits into a reading client (pongs it queues are never sent) and the
+    /// raw writing half, so one task can write while another reads.
+    pub fn split(self) -> (WsClient<OwnedReadHalf>, OwnedWriteHalf) {
+        let (read, write) = self.stream.into_split();
+        let reader = WsClient {
+            stream: read,
+            buffer: self.buffer,
+            start: self.start,
+            end: self.end,
+            fragments: self.fragments,
+            pending_control: self.pending_control,
+            close_code: self.close_code,
+        };
+        (reader, write)
+    }
+}
+
+impl<S: AsyncRead + Unpin> WsClient<S> {
     /// Reads more bytes. Returns false at end of stream.
     pub async fn fill(&mut self) -> std::io::Result<bool> {
         if self.start == self.end {
@@ -183,7 +202,9 @@ impl WsClient {
             }
         }
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
     /// Queues a text message to go out with the next `flush_control`.
     pub fn queue_text(&mut self, payload: &[u8]) {
         let frame = client_frame(OP_TEXT, payload);
