@@ -108,6 +108,18 @@ impl System {
         Self::start_with(mode, store, test_session_config(), Some(dir)).await
     }
 
+    /// A system on the memory store with these bridge settings.
+    pub async fn start_with_bridge(mode: Mode, bridge_config: BridgeConfig) -> Self {
+        Self::start_custom(
+            mode,
+            Arc::new(MemoryStore::new()),
+            test_session_config(),
+            bridge_config,
+            None,
+        )
+        .await
+    }
+
     pub async fn start_with(
         mode: Mode,
         store: Arc<dyn Store>,

@@ -19,14 +19,7 @@ async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everyt
         close_timeout: std::time::Duration::from_secs(120),
         ..meno_tests::test_bridge_config()
     };
-    let system = System::start_custom(
-        mode,
-        std::sync::Arc::new(meno_core::store::MemoryStore::new()),
-        meno_tests::test_session_config(),
-        bridge,
-        None,
-    )
-    .await;
+    let system = System::start_with_bridge(mode, bridge).await;
     let session = session_id("slow");
     let mut ann = system.join(&session, "ann", "teacher").await;
     ann.expect_start().await;

@@ -15,14 +15,7 @@ async fn a_half_open_client_goes_reconnecting_then_offline(mode: Mode) {
         idle_timeout: IDLE_TIMEOUT,
         ..meno_tests::test_bridge_config()
     };
-    let system = System::start_custom(
-        mode,
-        std::sync::Arc::new(meno_core::store::MemoryStore::new()),
-        meno_tests::test_session_config(),
-        bridge,
-        None,
-    )
-    .await;
+    let system = System::start_with_bridge(mode, bridge).await;
     let session = session_id("half-open");
     let mut ann = system.join(&session, "ann", "teacher").await;
     ann.expect_start().await;

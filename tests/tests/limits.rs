@@ -14,14 +14,7 @@ async fn start(limits: LimitsConfig) -> System {
         rate_limits: limits,
         ..meno_tests::test_bridge_config()
     };
-    System::start_custom(
-        Mode::Monolithic,
-        Arc::new(meno_core::store::MemoryStore::new()),
-        meno_tests::test_session_config(),
-        bridge,
-        None,
-    )
-    .await
+    System::start_with_bridge(Mode::Monolithic, bridge).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

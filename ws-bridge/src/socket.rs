@@ -49,8 +49,6 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// The core failed; reconnect later.
     pub const INTERNAL: u16 = 1011;
-    /// The session must be rejoined (reconnect with `lastSeq`).
-    pub const SERVICE_RESTART: u16 = 1012;
     /// The core is unavailable; reconnect later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The token expired and was not renewed.
