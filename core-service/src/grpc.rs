@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::CoreError;
 use crate::registry::SessionRegistry;
-use crate::session::{Command, Delivery};
+use crate::session::{Command, Delivery, Reply};
 use crate::store::SessionKey;
 use crate::validate;
 
@@ -34,6 +34,15 @@ impl CoreApi {
     pub fn new(registry: SessionRegistry) -> Self {
         Self { registry }
     }
+
+    /// Sends the command to its session's actor and wraps the answer.
+    async fn dispatch<T>(
+        &self,
+        key: SessionKey,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Response<T>, Status> {
+        Ok(Response::new(self.registry.call(key, make).await?))
+    }
 }
 
 fn session_key(session: Option<&SessionRef>) -> Result<SessionKey, CoreError> {
@@ -47,11 +56,8 @@ impl ConnectionService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::connection(request.connection.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::Join { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::Join { request, reply })
+            .await
     }
 
     async fn leave(
@@ -60,15 +66,12 @@ impl ConnectionService for CoreApi {
     ) -> Result<Response<LeaveResponse>, Status> {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::Leave {
-                connection_id: request.connection_id,
-                graceful: request.graceful,
-                reply,
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::Leave {
+            connection_id: request.connection_id,
+            graceful: request.graceful,
+            reply,
+        })
+        .await
     }
 
     async fn refresh(
@@ -80,14 +83,11 @@ impl ConnectionService for CoreApi {
         for connection in &request.connections {
             validate::connection(Some(connection))?;
         }
-        let response = self
-            .registry
-            .call(key, |reply| Command::Refresh {
-                connections: request.connections,
-                reply,
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::Refresh {
+            connections: request.connections,
+            reply,
+        })
+        .await
     }
 }
 
@@ -100,11 +100,8 @@ impl ChatService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::chat_send(&request)?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::SendChat { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::SendChat { request, reply })
+            .await
     }
 
     async fn history(
@@ -143,11 +140,8 @@ impl PresenceService for CoreApi {
         let key = session_key(request.session.as_ref())?;
         validate::actor(request.actor.as_ref())?;
         validate::presence_update(&request)?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::UpdatePresence { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::UpdatePresence { request, reply })
+            .await
     }
 
     async fn heartbeat(
@@ -157,11 +151,8 @@ impl PresenceService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::actor(request.actor.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::Heartbeat { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::Heartbeat { request, reply })
+            .await
     }
 
     async fn snapshot(
@@ -169,11 +160,8 @@ impl PresenceService for CoreApi {
         request: Request<PresenceSnapshotRequest>,
     ) -> Result<Response<PresenceSnapshotResponse>, Status> {
         let key = session_key(request.get_ref().session.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::PresenceSnapshot { reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::PresenceSnapshot { reply })
+            .await
     }
 }
 
@@ -186,11 +174,8 @@ impl LeaseService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::actor(request.actor.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::SetLease { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::SetLease { request, reply })
+            .await
     }
 
     async fn release(
@@ -200,11 +185,8 @@ impl LeaseService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::actor(request.actor.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::ReleaseLease { request, reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::ReleaseLease { request, reply })
+            .await
     }
 
     async fn get(
@@ -212,11 +194,8 @@ impl LeaseService for CoreApi {
         request: Request<LeaseGetRequest>,
     ) -> Result<Response<LeaseResponse>, Status> {
         let key = session_key(request.get_ref().session.as_ref())?;
-        let response = self
-            .registry
-            .call(key, |reply| Command::GetLease { reply })
-            .await?;
-        Ok(Response::new(response))
+        self.dispatch(key, |reply| Command::GetLease { reply })
+            .await
     }
 }
 
