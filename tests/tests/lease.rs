@@ -91,15 +91,17 @@ async fn the_lease_expires_and_the_cleared_state_is_broadcast(mode: Mode) {
     let taken = lease_state(&mut teacher).await;
     lease_state(&mut sam).await;
 
-    // Sam stays connected with heartbeats; only the lease runs out.
+    // Sam stays connected with heartbeats; only the lease runs out. A socket
+    // runs one action at a time, so each pong proves its heartbeat reached
+    // the core before the clock moves again.
     for _ in 0..19 {
         system.advance(Duration::from_secs(30));
         for client in [&mut teacher, &mut sam] {
             client.send("presence.heartbeat", json!({})).await;
+            client.send("system.ping", json!({})).await;
+            client.expect("system.pong").await;
         }
     }
-    teacher.send("system.ping", json!({})).await;
-    teacher.expect("system.pong").await;
     system.advance(Duration::from_secs(31));
     let cleared = lease_state(&mut teacher).await;
     assert_eq!(cleared["leaseTo"], Value::Null);
