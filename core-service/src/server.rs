@@ -188,6 +188,12 @@ impl Core {
             .await
     }
 
+    /// The core's services (with their interceptors) as a tower service, for
+    /// a bridge in this process to call without HTTP/2 in between.
+    pub fn in_process_routes(&self) -> tonic::service::Routes {
+        self.routes.clone().prepare()
+    }
+
     /// A channel to this core over an in-memory transport: the same tonic
     /// client and server code as over TCP, without a socket.
     pub fn in_process_channel(&self) -> Channel {

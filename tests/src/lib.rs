@@ -156,7 +156,7 @@ impl System {
         let stop = CancellationToken::new();
         let (core_client, core_addr) = match mode {
             Mode::Monolithic => (
-                CoreClient::new(core.in_process_channel(), bridge_config.core_timeout),
+                CoreClient::in_process(core.in_process_routes(), bridge_config.core_timeout),
                 None,
             ),
             Mode::Split => {

@@ -1,6 +1,10 @@
-//! The bridge's handle on the core: one tonic channel (TCP, or in-memory in
-//! monolithic mode) and a client per service, each unary call with a deadline.
+//! The bridge's handle on the core: one transport (a tonic channel over TCP,
+//! or, in monolithic mode, the core's services called in-process) and a client
+//! per service, each unary call with a deadline.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use meno_core::grpc_auth::BearerToken;
@@ -9,11 +13,93 @@ use meno_proto::{
     event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
     presence_service_client::PresenceServiceClient,
 };
+use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// The channel every client uses: the transport plus the bearer token.
-pub type CoreChannel = InterceptedService<Channel, BearerToken>;
+pub type CoreChannel = InterceptedService<CoreTransport, BearerToken>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How calls reach the core.
+///
+/// In monolithic mode the core's services are called directly: the same
+/// gRPC requests, interceptors and handlers, without HTTP/2 framing, an
+/// in-memory pipe and the two connection tasks in between.
+#[derive(Debug, Clone)]
+pub enum CoreTransport {
+    /// A tonic channel to a core process.
+    Remote(Channel),
+    /// The core's routes in this process.
+    Local(tonic::service::Routes),
+}
+
+impl tower::Service<http::Request<Body>> for CoreTransport {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Self::Remote(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Local(routes) => {
+                tower::Service::<http::Request<Body>>::poll_ready(routes, cx).map_err(Into::into)
+            }
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Self::Remote(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { call.await.map_err(Into::into) })
+            }
+            Self::Local(routes) => {
+                // Over HTTP/2 the server enforces `grpc-timeout`; here the
+                // caller does, for the time until the response's headers
+                // (all of a unary call).
+                let deadline = request
+                    .headers()
+                    .get("grpc-timeout")
+                    .and_then(|value| parse_grpc_timeout(value.as_bytes()));
+                let call = routes.call(request);
+                Box::pin(async move {
+                    let response = match deadline {
+                        None => call.await,
+                        Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                            Ok(response) => response,
+                            Err(_) => Ok(tonic::Status::deadline_exceeded(
+                                "the core did not answer within the call's deadline",
+                            )
+                            .into_http()),
+                        },
+                    };
+                    response.map_err(Into::into)
+                })
+            }
+        }
+    }
+}
+
+/// A `grpc-timeout` header value (`<digits><unit>`, the unit one of
+/// `HMSmun`), per the gRPC-over-HTTP/2 spec.
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(amount.checked_mul(3600)?),
+        b'M' => Duration::from_secs(amount.checked_mul(60)?),
+        b'S' => Duration::from_secs(amount),
+        b'm' => Duration::from_millis(amount),
+        b'u' => Duration::from_micros(amount),
+        b'n' => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
 
 /// Clients of every core service over one channel.
 #[derive(Debug, Clone)]
@@ -29,7 +115,7 @@ pub struct CoreClient {
     /// Session event streams.
     pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
-    pub health: tonic_health::pb::health_client::HealthClient<Channel>,
+    pub health: tonic_health::pb::health_client::HealthClient<CoreTransport>,
     timeout: Duration,
 }
 
@@ -39,16 +125,30 @@ impl CoreClient {
         Self::with_token(channel, timeout, BearerToken::default())
     }
 
+    /// Clients of a core in this process: its services are called directly.
+    /// `routes` are the core's (`meno_core::server::Core::in_process_routes`).
+    pub fn in_process(routes: tonic::service::Routes, timeout: Duration) -> Self {
+        Self::over(
+            CoreTransport::Local(routes),
+            timeout,
+            BearerToken::default(),
+        )
+    }
+
     /// Clients over `channel` that present `token` with every call.
     pub fn with_token(channel: Channel, timeout: Duration, token: BearerToken) -> Self {
-        let intercepted = InterceptedService::new(channel.clone(), token);
+        Self::over(CoreTransport::Remote(channel), timeout, token)
+    }
+
+    fn over(transport: CoreTransport, timeout: Duration, token: BearerToken) -> Self {
+        let intercepted = InterceptedService::new(transport.clone(), token);
         Self {
             connections: ConnectionServiceClient::new(intercepted.clone()),
             chat: ChatServiceClient::new(intercepted.clone()),
             presence: PresenceServiceClient::new(intercepted.clone()),
             lease: LeaseServiceClient::new(intercepted.clone()),
             events: EventServiceClient::new(intercepted),
-            health: tonic_health::pb::health_client::HealthClient::new(channel),
+            health: tonic_health::pb::health_client::HealthClient::new(transport),
             timeout,
         }
     }
@@ -110,5 +210,26 @@ impl CoreClient {
             Ok(response) if response.get_ref().status
                 == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(parse_grpc_timeout(b"10S"), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_grpc_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(b"S"), None);
+        assert_eq!(parse_grpc_timeout(b"10s"), None);
+        assert_eq!(parse_grpc_timeout(b"123456789S"), None);
+        assert_eq!(parse_grpc_timeout(b"-1S"), None);
+        assert_eq!(parse_grpc_timeout(b""), None);
     }
 }

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir = %args.core_args.data_dir.display(),
                 "monolithic mode: core in process"
             );
-            let client = CoreClient::new(core.in_process_channel(), config.core_timeout);
+            let client = CoreClient::in_process(core.in_process_routes(), config.core_timeout);
             (client, Some(core))
         }
     };
