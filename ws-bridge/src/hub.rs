@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::seed000;
 use crate::config::BridgeConfig;
 use crate::core_client::CoreClient;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbound, Outbox};
 
 /// Why a socket could not be attached to its session: the core's refusal.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,8 +49,6 @@ struct Fanout {
     key: SessionKey,
     sockets: Mutex<HashMap<u64, LocalSocket>>,
     upstream: watch::Sender<Upstream>,
-    /// Bumped after a resync, once the new stream is live.
-    resync: watch::Sender<u64>,
     stop: CancellationToken,
 }
 
@@ -85,18 +83,25 @@ impl Fanout {
         }
         crate::metrics::EVENTS_DELIVERED.inc_by(delivered);
     }
+
+    /// Queues `signal` to every local socket of the session.
+    fn signal(&self, signal: impl Fn() -> Outbound) {
+        for socket in self.sockets().values() {
+            socket.outbox.signal(signal());
+        }
+    }
 }
 
 /// Detaches its socket from the hub when dropped.
+///
+/// When the session's stream lost events that neither the core's ring nor
+/// this bridge can replay, the socket's outbox gets [`Outbound::Resync`]: it
+/// joins again (with its last seq) to catch up, and stays open.
 #[derive(Debug)]
 pub struct Attached {
     hub: Hub,
     key: SessionKey,
     socket_id: u64,
-    /// Changes when the session's stream lost events that neither the
-    /// core's ring nor this bridge can replay: the socket joins again (with
-    /// its last seq) to catch up, and stays open.
-    pub resync: watch::Receiver<u64>,
 }
 
 impl Drop for Attached {
@@ -111,6 +116,7 @@ struct HubInner {
     core: CoreClient,
     config: Arc<BridgeConfig>,
     next_socket_id: std::sync::atomic::AtomicU64,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// This bridge's sessions and their local sockets.
@@ -128,6 +134,7 @@ impl Hub {
                 core,
                 config,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -137,6 +144,25 @@ impl Hub {
             .sessions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tells every socket to close once its in-flight call is done; sockets
+    /// attached later see [`Hub::is_draining`].
+    pub fn drain(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let fanouts: Vec<Arc<Fanout>> = self.sessions().values().cloned().collect();
+        for fanout in fanouts {
+            fanout.signal(|| Outbound::Drain);
+        }
+    }
+
+    /// Whether the bridge drains: one atomic load, for every socket's loop.
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How many sessions have local sockets.
@@ -171,13 +197,10 @@ impl Hub {
                 .insert(socket_id, LocalSocket { connection, outbox });
             fanout
         };
-        let mut resync = fanout.resync.subscribe();
-        resync.mark_unchanged();
         let attached = Attached {
             hub: self.clone(),
             key,
             socket_id,
-            resync,
         };
         let mut upstream = fanout.upstream.subscribe();
         let state = upstream
@@ -221,7 +244,6 @@ impl Hub {
             key,
             sockets: Mutex::default(),
             upstream,
-            resync: watch::channel(0).0,
             stop: CancellationToken::new(),
         });
         tokio::spawn(run_upstream(Arc::clone(&fanout), self.inner.core.clone()));
@@ -274,7 +296,7 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
                             // Sockets rejoin only now, so every event after
                             // their new snapshot reaches them on this stream.
                             if std::mem::take(&mut resync_pending) {
-                                fanout.resync.send_modify(|generation| *generation += 1);
+                                fanout.signal(|| Outbound::Resync);
                             }
                         }
                         Ok(Some(subscribe_response::Item::Event(event))) => {

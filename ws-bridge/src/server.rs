@@ -83,12 +83,7 @@ impl Bridge {
         Self {
             limiter,
             tls: None,
-            context: SocketContext {
-                core,
-                hub,
-                config,
-                drain: draining.clone(),
-            },
+            context: SocketContext { core, hub, config },
             tracker: TaskTracker::new(),
             draining,
         }
@@ -119,6 +114,7 @@ impl Bridge {
         }
         drop(listener);
         self.draining.cancel();
+        self.context.hub.drain();
         self.tracker.close();
         if tokio::time::timeout(drain_timeout, self.tracker.wait())
             .await

@@ -85,8 +85,6 @@ pub struct SocketContext {
     pub hub: Hub,
     /// Settings.
     pub config: Arc<BridgeConfig>,
-    /// Cancelled when the bridge drains: sockets close with 1001.
-    pub drain: CancellationToken,
 }
 
 fn now_ms() -> i64 {
@@ -204,11 +202,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
     };
     let start = write_frames(&mut ws, session.start_frames(joined));
     let ended = match tokio::time::timeout(context.config.idle_timeout, start).await {
-        Ok(Ok(())) => {
-            session
-                .serve(&mut ws, &mut outbound, snapshot_seq, &attached)
-                .await
-        }
+        Ok(Ok(())) => session.serve(&mut ws, &mut outbound, snapshot_seq).await,
         Ok(Err(_)) | Err(_) => Ended::Abnormal,
     };
     drop(attached);
@@ -303,20 +297,36 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn write(&mut self, ws: &mut Ws, messages: Vec<Message>) -> Result<(), WriteFailure> {
+    async fn write(
+        &mut self,
+        ws: &mut Ws,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<(), WriteFailure> {
         let write = async {
             for message in messages {
                 ws.feed(message).await?;
             }
             ws.flush().await
         };
-        tokio::select! {
-            written = tokio::time::timeout(self.write_timeout, write) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) | Err(_) => Err(WriteFailure::Broken),
+        tokio::pin!(write);
+        // Most writes finish at once, the kernel having room: only a write
+        // that has to wait arms the timer and watches for an overflow.
+        let first = tokio::select! {
+            biased;
+            written = &mut write => Some(written),
+            () = std::future::ready(()) => None,
+        };
+        let written = match first {
+            Some(written) => written,
+            None => tokio::select! {
+                written = tokio::time::timeout(self.write_timeout, write) => match written {
+                    Ok(written) => written,
+                    Err(_) => return Err(WriteFailure::Broken),
+                },
+                _ = self.overflowed.cancelled() => return Err(WriteFailure::Overflowed),
             },
-            _ = self.overflowed.cancelled() => Err(WriteFailure::Overflowed),
-        }
+        };
+        written.map_err(|_| WriteFailure::Broken)
     }
 
     async fn write_text(
@@ -324,8 +334,7 @@ impl Writer<'_> {
         ws: &mut Ws,
         frames: Vec<Utf8Bytes>,
     ) -> Result<(), WriteFailure> {
-        self.write(ws, frames.into_iter().map(Message::Text).collect())
-            .await
+        self.write(ws, frames.into_iter().map(Message::Text)).await
     }
 }
 
@@ -338,11 +347,16 @@ impl Drop for GaugeGuard {
     }
 }
 
-/// Resolves at `deadline`, or never when there is none.
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// When a token expiring at `expires_at_ms` (Unix ms) runs out, on tokio's
+/// clock; far in the future when there is no expiry.
+fn expiry_instant(expires_at_ms: Option<i64>) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    match expires_at_ms {
+        Some(at) => {
+            let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+            now + std::time::Duration::from_millis(left)
+        }
+        None => now + std::time::Duration::from_secs(86_400 * 365),
     }
 }
 
@@ -452,12 +466,15 @@ impl Session {
         ws: &mut Ws,
         outbound: &mut crate::outbox::OutboxReceiver,
         snapshot_seq: u64,
-        attached: &crate::hub::Attached,
     ) -> Ended {
+        // Everything this loop waits on is the socket's own: its outbox (which
+        // also carries resync, drain and overflow), its reads, its ping timer
+        // and its token's expiry. Nothing shared with other sockets is polled,
+        // so a wake-up costs no lock.
         let config = Arc::clone(&self.context.config);
         // The last seq this client has: events at or below it are not sent.
         let mut floor = snapshot_seq;
-        let mut resync = attached.resync.clone();
+        let mut resync_pending = false;
         let mut in_flight: Option<CallFuture> = None;
         let mut queued: Vec<Outbound> = Vec::with_capacity(64);
         let overflowed = outbound.overflow_signal();
@@ -467,6 +484,10 @@ impl Session {
         );
         pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
+        // The token's expiry, if any: one timer, reset when a refresh renews it.
+        let expiry = tokio::time::sleep_until(expiry_instant(self.expires_at_ms));
+        tokio::pin!(expiry);
+        let expires = self.expires_at_ms.is_some();
         let mut sink = Writer {
             overflowed: &overflowed,
             write_timeout: config.idle_timeout,
@@ -476,40 +497,37 @@ impl Session {
         let mut rate_violations = 0u32;
         let mut protocol_violations = 0u32;
         loop {
-            let expiry = self.expires_at_ms.map(|at| {
-                let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
-                tokio::time::Instant::now() + std::time::Duration::from_millis(left)
-            });
             // Draining waits for the in-flight call, so its answer is sent.
-            if self.context.drain.is_cancelled() && in_flight.is_none() {
+            if in_flight.is_none() && self.context.hub.is_draining() {
                 close(ws, close_code::GOING_AWAY, "server draining", &config).await;
                 return Ended::Drained;
             }
+            if resync_pending && in_flight.is_none() {
+                resync_pending = false;
+                let written = match self.rejoin(floor).await {
+                    Ok((frames, snapshot_seq)) => {
+                        floor = snapshot_seq;
+                        sink.write_text(ws, frames).await
+                    }
+                    Err(err) => {
+                        let _ = sink.write_text(ws, vec![error_frame(&err, None)]).await;
+                        close(
+                            ws,
+                            close_code::TRY_AGAIN_LATER,
+                            "cannot rejoin the session",
+                            &config,
+                        )
+                        .await;
+                        return Ended::Drained;
+                    }
+                };
+                if written == Err(WriteFailure::Broken) {
+                    return Ended::Abnormal;
+                }
+                continue;
+            }
             let written = tokio::select! {
-                _ = overflowed.cancelled() => {
-                    tracing::info!(session = %self.key, "closing a slow consumer");
-                    crate::metrics::SLOW_CONSUMER_CLOSES.inc();
-                    close(ws, close_code::SLOW_CONSUMER, "slow consumer", &config).await;
-                    return Ended::Closed;
-                }
-                changed = resync.changed(), if in_flight.is_none() => {
-                    if changed.is_err() {
-                        continue;
-                    }
-                    match self.rejoin(floor).await {
-                        Ok((frames, snapshot_seq)) => {
-                            floor = snapshot_seq;
-                            sink.write_text(ws, frames).await
-                        }
-                        Err(err) => {
-                            let _ = sink.write_text(ws, vec![error_frame(&err, None)]).await;
-                            close(ws, close_code::TRY_AGAIN_LATER, "cannot rejoin the session", &config).await;
-                            return Ended::Drained;
-                        }
-                    }
-                }
-                _ = self.context.drain.cancelled(), if in_flight.is_none() => continue,
-                _ = sleep_until_some(expiry), if expiry.is_some() && in_flight.is_none() => {
+                _ = &mut expiry, if expires && in_flight.is_none() => {
                     close(ws, close_code::UNAUTHORIZED, "token expired; reconnect with a fresh token", &config).await;
                     return Ended::Drained;
                 }
@@ -518,12 +536,13 @@ impl Session {
                         tracing::debug!(session = %self.key, participant = %self.connection.participant_id, "socket silent past the idle timeout");
                         return Ended::Abnormal;
                     }
-                    sink.write(ws, vec![Message::Ping(bytes::Bytes::new())]).await
+                    sink.write(ws, [Message::Ping(bytes::Bytes::new())]).await
                 }
                 outcome = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
                     in_flight = None;
                     if let Some(expires_at_ms) = outcome.renewed_expiry_ms {
                         self.expires_at_ms = Some(expires_at_ms);
+                        expiry.as_mut().reset(expiry_instant(self.expires_at_ms));
                     }
                     sink.write_text(ws, outcome.frames).await
                 }
@@ -531,14 +550,26 @@ impl Session {
                     if received == 0 {
                         return Ended::Closed;
                     }
-                    let mut frames = Vec::with_capacity(queued.len());
+                    let mut frames = Vec::new();
                     for outbound in queued.drain(..) {
-                        if outbound.seq > floor {
-                            floor = outbound.seq;
-                            frames.push(outbound.frame);
+                        match outbound {
+                            Outbound::Frame { seq, frame } if seq > floor => {
+                                floor = seq;
+                                frames.push(Message::Text(frame));
+                            }
+                            Outbound::Frame { .. } => {}
+                            Outbound::Resync => resync_pending = true,
+                            // Seen at the top of the loop, once no call is in flight.
+                            Outbound::Drain => {}
+                            Outbound::Overflowed => {
+                                tracing::info!(session = %self.key, "closing a slow consumer");
+                                crate::metrics::SLOW_CONSUMER_CLOSES.inc();
+                                close(ws, close_code::SLOW_CONSUMER, "slow consumer", &config).await;
+                                return Ended::Closed;
+                            }
                         }
                     }
-                    sink.write_text(ws, frames).await
+                    sink.write(ws, frames).await
                 }
                 message = ws.next(), if in_flight.is_none() => {
                     last_heard = tokio::time::Instant::now();
@@ -593,7 +624,7 @@ impl Session {
                         }
                         // Pongs only prove liveness; a ping's reply goes out with the next flush.
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                            sink.write(ws, Vec::new()).await
+                            sink.write(ws, []).await
                         }
                         Some(Err(WsError::Capacity(err))) => {
                             let reason = format!("message too big: {err}");
