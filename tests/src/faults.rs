@@ -47,6 +47,10 @@ pub struct FleetConfig {
     pub listeners: usize,
     /// Time between one acknowledged message and the next, per sender.
     pub interval: Duration,
+    /// Senders drop their connection (no close frame) right after sending
+    /// every this-many-th message, then reconnect to the next bridge with
+    /// `lastSeq` and send it again: a flapping network.
+    pub drop_every: Option<u64>,
 }
 
 impl FleetConfig {
@@ -58,6 +62,7 @@ impl FleetConfig {
             senders: 4,
             listeners: 2,
             interval: Duration::from_millis(100),
+            drop_every: None,
         }
     }
 }
@@ -93,6 +98,9 @@ pub struct ClientLog {
     /// `chat.sync` frames after the first one: a fresh snapshot instead of
     /// a resume.
     pub resyncs: u64,
+    /// For each lost connection of a sender: from its end to the sender's
+    /// next acknowledgement.
+    pub reconnect_gaps: Vec<Duration>,
 }
 
 /// What the fleet's tasks share with the test.
@@ -112,7 +120,9 @@ struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
@@ -172,6 +182,7 @@ impl Fleet {
                     preferred: index,
                     session: config.session.clone(),
                     interval: config.interval,
+                    drop_every: config.drop_every,
                     shared: Arc::clone(&shared),
                 };
                 tokio::spawn(client.run())
@@ -194,10 +205,7 @@ impl Fleet {
     async fn wait_for(&self, what: &str, done: impl Fn() -> bool) {
         let deadline = Instant::now() + PATIENCE;
         while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {PATIENCE:?}"
-            );
+            assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

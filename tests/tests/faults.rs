@@ -141,6 +141,34 @@ async fn bridge_drain_moves_clients_to_the_other_bridge() {
     );
 }
 
+/// Senders drop their TCP connection right after sending (a flapping
+/// network), reconnect to the other bridge with `lastSeq` and send the
+/// message in doubt again: each gets exactly what it missed, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_dropping_mid_send_resume_on_another_bridge() {
+    let scenario = "client-drops";
+    let data = tempfile::tempdir().unwrap();
+    let session = session_id(scenario);
+    let core_addr = free_addr();
+    let _core = Process::core(core_addr, &embedded_core_args(data.path())).await;
+    let bridges = [free_addr(), free_addr()];
+    let _first = Process::bridge(bridges[0], core_addr, &[]).await;
+    let _second = Process::bridge(bridges[1], core_addr, &[]).await;
+    let config = FleetConfig {
+        drop_every: Some(5),
+        ..FleetConfig::steady(&session)
+    };
+    let fleet = Fleet::start(config, &bridges).await;
+    fleet.wait_acks(BEFORE + AFTER).await;
+
+    let (figures, _) = conclude(scenario, fleet, core_addr).await;
+    assert!(figures.reconnects > 0, "{figures}: no client dropped");
+    assert_eq!(
+        figures.resyncs, 0,
+        "{figures}: a reconnect within the recovery window resumes, without a chat.sync"
+    );
+}
+
 /// Opt-in (`MENO_CQL_RESTART=1`, alone): the shared Cassandra is stopped
 /// and started again under chat load. Sends fail with a retryable error
 /// meanwhile; afterwards everything recovers by itself.

@@ -27,6 +27,7 @@ pub(super) struct FleetClient {
     pub(super) preferred: usize,
     pub(super) session: String,
     pub(super) interval: Duration,
+    pub(super) drop_every: Option<u64>,
     pub(super) shared: Arc<Shared>,
 }
 
@@ -43,12 +44,16 @@ struct State {
     next_message: u64,
     syncs: u64,
     joined: bool,
+    /// When the last connection was lost, until the next acknowledgement.
+    lost_at: Option<Instant>,
 }
 
 /// Why a connection ended.
 enum Ended {
     /// The server closed it or it broke: connect again.
     Lost,
+    /// The client dropped it on purpose.
+    Dropped,
     /// The fleet is finishing.
     Stopped,
 }
@@ -79,9 +84,14 @@ impl FleetClient {
                 state.log.reconnects += 1;
             }
             connections += 1;
-            match self.serve(ws, &mut state).await {
+            let ended = self.serve(ws, &mut state).await;
+            if self.sends {
+                state.lost_at.get_or_insert_with(Instant::now);
+            }
+            match ended {
                 Ended::Stopped => break,
                 Ended::Lost => {}
+                Ended::Dropped => self.preferred += 1,
             }
         }
         if state.pending.take().is_some() {
@@ -159,6 +169,11 @@ impl FleetClient {
                     if !self.send_pending(&mut ws, state).await {
                         state.log.closes.push(None);
                         return Ended::Lost;
+                    }
+                    if self.drop_every.is_some_and(|every| state.next_message % every == 0) {
+                        // Gone before the answer: the message is in doubt.
+                        drop(ws);
+                        return Ended::Dropped;
                     }
                 }
                 _ = retry, if retry_at.is_some() => {
@@ -251,6 +266,9 @@ impl FleetClient {
                 seq,
                 at,
             });
+            if let Some(lost_at) = state.lost_at.take() {
+                state.log.reconnect_gaps.push(at - lost_at);
+            }
             lock(&self.shared.acks).push(at);
             lock(&self.shared.acked).insert(message_id.clone());
             self.shared.outstanding.fetch_sub(1, Ordering::SeqCst);

@@ -48,6 +48,8 @@ pub struct Figures {
     /// From the fault to the first acknowledgement after it, for the
     /// sender that waited longest.
     pub recovery: Option<Duration>,
+    /// From a sender's lost connection to its next acknowledgement, at most.
+    pub longest_reconnect: Option<Duration>,
     /// A few examples of each problem, for the failure message.
     pub problems: Vec<String>,
 }
@@ -87,6 +89,9 @@ impl Figures {
                 Some(first.at - fault)
             });
             recovery = recovery.max(first_after);
+            figures.longest_reconnect = figures
+                .longest_reconnect
+                .max(log.reconnect_gaps.iter().max().copied());
         }
         figures.acknowledged = acked.len();
         figures.recovery = recovery;
@@ -116,7 +121,11 @@ impl Figures {
                 log.deliveries
                     .iter()
                     .map(|(seq, id)| (*seq, id.as_str()))
-                    .chain(log.acks.iter().map(|ack| (ack.seq, ack.message_id.as_str())))
+                    .chain(
+                        log.acks
+                            .iter()
+                            .map(|ack| (ack.seq, ack.message_id.as_str())),
+                    )
             })
             .chain(history.iter().map(|m| (m.seq, m.message_id.as_str())));
         for (seq, id) in seen {
@@ -133,7 +142,12 @@ impl Figures {
         }
     }
 
-    fn check_deliveries(&mut self, log: &ClientLog, in_order: &[&String], acked: &HashSet<&String>) {
+    fn check_deliveries(
+        &mut self,
+        log: &ClientLog,
+        in_order: &[&String],
+        acked: &HashSet<&String>,
+    ) {
         let mut had = HashSet::new();
         let mut first_seen = Vec::new();
         for (seq, id) in &log.deliveries {
@@ -199,9 +213,15 @@ impl Figures {
             }
         }
         // Senders retry until acknowledged, so nothing is stored unacknowledged.
-        for message in history.iter().filter(|m| !acked_ids.contains(m.message_id.as_str())) {
+        for message in history
+            .iter()
+            .filter(|m| !acked_ids.contains(m.message_id.as_str()))
+        {
             self.history_mismatches += 1;
-            self.note(format!("{} stored but never acknowledged", message.message_id));
+            self.note(format!(
+                "{} stored but never acknowledged",
+                message.message_id
+            ));
         }
     }
 
@@ -224,15 +244,16 @@ impl Figures {
 
 impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let recovery = self
-            .recovery
-            .map_or_else(|| "-".to_owned(), |recovery| recovery.as_millis().to_string());
+        let millis = |duration: Option<Duration>| {
+            duration.map_or_else(|| "-".to_owned(), |d| d.as_millis().to_string())
+        };
+        let (recovery, reconnect) = (millis(self.recovery), millis(self.longest_reconnect));
         write!(
             f,
             "FAULTS scenario={} participants={} sent={} attempts={} acknowledged={} \
              delivered={}/{} lost={} duplicated={} seq_reused={} order_mismatches={} \
              stored={} history_mismatches={} errors={} unexpected_errors={} reconnects={} \
-             resyncs={} recovery_ms={recovery}",
+             resyncs={} recovery_ms={recovery} reconnect_ms={reconnect}",
             self.scenario,
             self.participants,
             self.sent,

@@ -34,7 +34,10 @@ pub async fn history_over_grpc(core: SocketAddr, session: &str) -> Vec<StoredMes
     }
 }
 
-async fn read_history(core: SocketAddr, session: &str) -> Result<Vec<StoredMessage>, tonic::Status> {
+async fn read_history(
+    core: SocketAddr,
+    session: &str,
+) -> Result<Vec<StoredMessage>, tonic::Status> {
     let channel = Endpoint::from_shared(format!("http://{core}"))
         .expect("core url")
         .connect_timeout(Duration::from_secs(1))
