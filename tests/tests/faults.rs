@@ -101,21 +101,52 @@ async fn core_kill_9_on_cassandra() {
     kill_9_the_core("core-kill-9-cassandra", &args).await;
 }
 
+/// One core on the embedded store and two bridges in front of it.
+struct TwoBridges {
+    core_addr: SocketAddr,
+    bridges: [(SocketAddr, Process); 2],
+    _core: Process,
+    _data: tempfile::TempDir,
+}
+
+impl TwoBridges {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let core_addr = free_addr();
+        let core = Process::core(core_addr, &embedded_core_args(data.path())).await;
+        let (first, second) = (free_addr(), free_addr());
+        let bridges = [
+            (first, Process::bridge(first, core_addr, &[]).await),
+            (second, Process::bridge(second, core_addr, &[]).await),
+        ];
+        Self {
+            core_addr,
+            bridges,
+            _core: core,
+            _data: data,
+        }
+    }
+
+    fn addrs(&self) -> [SocketAddr; 2] {
+        [self.bridges[0].0, self.bridges[1].0]
+    }
+}
+
 /// Two bridges in front of one core; one is drained with SIGTERM mid-chat.
 /// Its clients get 1001 and resume on the other bridge with `lastSeq`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_drain_moves_clients_to_the_other_bridge() {
     let scenario = "bridge-drain";
-    let data = tempfile::tempdir().unwrap();
     let session = session_id(scenario);
-    let core_addr = free_addr();
-    let _core = Process::core(core_addr, &embedded_core_args(data.path())).await;
-    let (drained_addr, kept_addr) = (free_addr(), free_addr());
-    let drained = Process::bridge(drained_addr, core_addr, &[]).await;
-    let _kept = Process::bridge(kept_addr, core_addr, &[]).await;
+    let TwoBridges {
+        core_addr,
+        bridges: [(drained_addr, drained), kept],
+        _core,
+        _data,
+    } = TwoBridges::start().await;
     let config = FleetConfig::steady(&session);
     let on_drained = (config.senders + config.listeners).div_ceil(2);
-    let fleet = Fleet::start(config, &[drained_addr, kept_addr]).await;
+    let fleet = Fleet::start(config, &[drained_addr, kept.0]).await;
     fleet.wait_acks(BEFORE).await;
 
     fleet.mark_fault();
@@ -147,21 +178,16 @@ async fn bridge_drain_moves_clients_to_the_other_bridge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_dropping_mid_send_resume_on_another_bridge() {
     let scenario = "client-drops";
-    let data = tempfile::tempdir().unwrap();
     let session = session_id(scenario);
-    let core_addr = free_addr();
-    let _core = Process::core(core_addr, &embedded_core_args(data.path())).await;
-    let bridges = [free_addr(), free_addr()];
-    let _first = Process::bridge(bridges[0], core_addr, &[]).await;
-    let _second = Process::bridge(bridges[1], core_addr, &[]).await;
+    let system = TwoBridges::start().await;
     let config = FleetConfig {
         drop_every: Some(5),
         ..FleetConfig::steady(&session)
     };
-    let fleet = Fleet::start(config, &bridges).await;
+    let fleet = Fleet::start(config, &system.addrs()).await;
     fleet.wait_acks(BEFORE + AFTER).await;
 
-    let (figures, _) = conclude(scenario, fleet, core_addr).await;
+    let (figures, _) = conclude(scenario, fleet, system.core_addr).await;
     assert!(figures.reconnects > 0, "{figures}: no client dropped");
     assert_eq!(
         figures.resyncs, 0,

@@ -170,7 +170,7 @@ impl FleetClient {
                         state.log.closes.push(None);
                         return Ended::Lost;
                     }
-                    if self.drop_every.is_some_and(|every| state.next_message % every == 0) {
+                    if self.drop_every.is_some_and(|every| state.next_message.is_multiple_of(every)) {
                         // Gone before the answer: the message is in doubt.
                         drop(ws);
                         return Ended::Dropped;

@@ -274,3 +274,79 @@ impl fmt::Display for Figures {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Ack;
+
+    /// A sender that sent and got `acked`, and received `deliveries`.
+    fn log(name: &str, acked: &[(u64, &str)], deliveries: &[(u64, &str)]) -> ClientLog {
+        let at = Instant::now();
+        ClientLog {
+            participant: name.into(),
+            sent: acked.iter().map(|(_, id)| (*id).to_owned()).collect(),
+            attempts: acked.len() as u64,
+            acks: acked
+                .iter()
+                .map(|(seq, id)| Ack {
+                    message_id: (*id).into(),
+                    seq: *seq,
+                    at,
+                })
+                .collect(),
+            deliveries: deliveries
+                .iter()
+                .map(|(seq, id)| (*seq, (*id).to_owned()))
+                .collect(),
+            ..ClientLog::default()
+        }
+    }
+
+    fn stored(messages: &[(u64, &str)]) -> Vec<StoredMessage> {
+        messages
+            .iter()
+            .map(|(seq, id)| StoredMessage {
+                seq: *seq,
+                message_id: (*id).into(),
+            })
+            .collect()
+    }
+
+    const ALL: [(u64, &str); 2] = [(3, "a-0"), (5, "b-0")];
+
+    #[test]
+    fn a_clean_run_has_nothing_to_report() {
+        let logs = [
+            log("a", &ALL[..1], &ALL),
+            log("b", &ALL[1..], &ALL),
+            log("l", &[], &ALL),
+        ];
+        let figures = Figures::compute("clean", &logs, &stored(&ALL), None);
+        figures.assert_clean();
+        assert_eq!((figures.acknowledged, figures.delivered), (2, 6));
+    }
+
+    #[test]
+    fn each_broken_invariant_is_counted() {
+        let logs = [
+            log("a", &ALL[..1], &[(3, "a-0"), (5, "b-0"), (3, "a-0")]),
+            log("b", &ALL[1..], &[(5, "b-0"), (3, "a-0")]),
+            log("l", &[], &[(3, "a-0")]),
+        ];
+        let history = stored(&[(3, "a-0"), (4, "x-0"), (5, "b-0")]);
+        let figures = Figures::compute("broken", &logs, &history, None);
+        assert_eq!(figures.duplicated, 1, "{:?}", figures.problems);
+        assert_eq!(figures.lost, 1, "{:?}", figures.problems);
+        assert_eq!(figures.order_mismatches, 1, "{:?}", figures.problems);
+        assert_eq!(figures.history_mismatches, 1, "{:?}", figures.problems);
+        assert_eq!(figures.seq_reused, 0, "{:?}", figures.problems);
+    }
+
+    #[test]
+    fn a_seq_naming_two_messages_is_reuse() {
+        let logs = [log("a", &ALL, &[(3, "a-0"), (5, "b-0"), (5, "c-0")])];
+        let figures = Figures::compute("reuse", &logs, &stored(&ALL), None);
+        assert_eq!(figures.seq_reused, 1, "{:?}", figures.problems);
+    }
+}
