@@ -180,6 +180,9 @@ impl Fleet {
                     participant,
                     sends,
                     preferred: index,
+                    // Senders spread over the interval, so that at any moment
+                    // one of them is likely to have a send in flight.
+                    phase: config.interval * index as u32 / config.senders.max(1) as u32,
                     session: config.session.clone(),
                     interval: config.interval,
                     drop_every: config.drop_every,

@@ -25,6 +25,7 @@ pub(super) struct FleetClient {
     pub(super) participant: String,
     pub(super) sends: bool,
     pub(super) preferred: usize,
+    pub(super) phase: Duration,
     pub(super) session: String,
     pub(super) interval: Duration,
     pub(super) drop_every: Option<u64>,
@@ -141,7 +142,7 @@ impl FleetClient {
 
     /// One connection, until it ends or the fleet stops.
     async fn serve(&self, mut ws: Ws, state: &mut State) -> Ended {
-        let mut ticks = tokio::time::interval(self.interval);
+        let mut ticks = tokio::time::interval_at(Instant::now() + self.phase, self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A message in doubt goes again at once, with the same messageId.
         let mut retry_at = state.pending.as_ref().map(|_| Instant::now());
