@@ -138,8 +138,18 @@ impl CoreError {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
+        // A call cut off by a broken connection (the core died mid-call)
+        // comes back UNKNOWN with the transport error as its source, never
+        // from the core itself: its outcome is in doubt, and the answer is a
+        // retry, as for UNAVAILABLE.
+        let code = match status.code() {
+            tonic::Code::Unknown if std::error::Error::source(status).is_some() => {
+                ErrorCode::Unavailable
+            }
+            code => ErrorCode::from_grpc(code),
+        };
         Self {
-            code: ErrorCode::from_grpc(status.code()),
+            code,
             message: status.message().to_owned(),
             retry_after,
         }
@@ -188,6 +198,19 @@ mod tests {
         ] {
             assert_eq!(ErrorCode::from_grpc(code.grpc_code()), code);
         }
+    }
+
+    #[test]
+    fn a_call_cut_off_by_the_transport_is_retryable() {
+        let broken = std::io::Error::other("stream closed because of a broken pipe");
+        let status = tonic::Status::from_error(Box::new(broken));
+        assert_eq!(status.code(), tonic::Code::Unknown);
+        let err = CoreError::from_status(&status);
+        assert_eq!(err.code, ErrorCode::Unavailable);
+        assert!(err.code.retryable());
+        // An UNKNOWN without a transport cause stays an internal error.
+        let unknown = CoreError::from_status(&tonic::Status::unknown("a bug"));
+        assert_eq!(unknown.code, ErrorCode::Internal);
     }
 
     #[test]

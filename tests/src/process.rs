@@ -57,6 +57,38 @@ impl Process {
         Self { child, addr }
     }
 
+    /// Starts `meno-core` listening on `addr` with `args` (besides
+    /// `--listen`) and waits until it accepts connections.
+    pub async fn core(addr: SocketAddr, args: &[&str]) -> Self {
+        let mut all = vec!["--listen".to_owned(), addr.to_string()];
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        let core = Self::spawn("meno-core", addr, &all);
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "meno-core did not listen on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        core
+    }
+
+    /// Starts a `meno-bridge` in front of the core at `core` and waits until
+    /// it is ready.
+    pub async fn bridge(addr: SocketAddr, core: SocketAddr, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--listen".to_owned(),
+            addr.to_string(),
+            "--core".to_owned(),
+            format!("http://{core}"),
+        ];
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        let bridge = Self::spawn("meno-bridge", addr, &args);
+        bridge.wait_ready().await;
+        bridge
+    }
+
     /// Whether `/readyz` answers 200 now.
     pub async fn is_ready(&self) -> bool {
         ready(self.addr).await
@@ -99,6 +131,14 @@ impl Process {
             .arg(self.child.id().to_string())
             .status();
         self.child.wait().expect("wait")
+    }
+
+    /// [`Process::terminate`] without blocking the runtime: clients keep
+    /// running while the process drains.
+    pub async fn terminate_async(self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.terminate())
+            .await
+            .expect("wait for the exit")
     }
 }
 

@@ -193,6 +193,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         }
     };
     let snapshot_seq = joined.snapshot_seq;
+    let coverage = Coverage::after_join(&joined, params.last_seq);
     let mut session = Session {
         key,
         connection,
@@ -202,7 +203,11 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
     };
     let start = write_frames(&mut ws, session.start_frames(joined));
     let ended = match tokio::time::timeout(context.config.idle_timeout, start).await {
-        Ok(Ok(())) => session.serve(&mut ws, &mut outbound, snapshot_seq).await,
+        Ok(Ok(())) => {
+            session
+                .serve(&mut ws, &mut outbound, snapshot_seq, coverage)
+                .await
+        }
         Ok(Err(_)) | Err(_) => Ended::Abnormal,
     };
     drop(attached);
@@ -252,6 +257,8 @@ struct CallOutcome {
     frames: Vec<Utf8Bytes>,
     /// A renewed token's expiry.
     renewed_expiry_ms: Option<i64>,
+    /// The seq of the stored message a repeated `chat.send` got back.
+    echoed_seq: Option<u64>,
 }
 
 impl From<Vec<Utf8Bytes>> for CallOutcome {
@@ -259,6 +266,7 @@ impl From<Vec<Utf8Bytes>> for CallOutcome {
         Self {
             frames,
             renewed_expiry_ms: None,
+            echoed_seq: None,
         }
     }
 }
@@ -338,6 +346,50 @@ impl Writer<'_> {
     }
 }
 
+/// The seqs from which on this socket has been given every event, or will
+/// be: everything after its start (a resume from `lastSeq`, or the oldest
+/// message of its `chat.sync`) arrives in order, each once. A repeated
+/// `chat.send` whose stored message lies in that range gets no separate
+/// copy: the client has it already, or is about to get it in its place, and
+/// a second copy would be a duplicate (and, ahead of its turn, out of order).
+/// Older messages still come back to the sender, as the acknowledgement of
+/// a message it never saw on this socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Coverage {
+    from_seq: u64,
+}
+
+impl Coverage {
+    /// After the socket's first join, with the client's `lastSeq`.
+    fn after_join(joined: &JoinResponse, last_seq: Option<u64>) -> Self {
+        Self::of_snapshot(joined).unwrap_or(Self {
+            from_seq: last_seq.unwrap_or(joined.snapshot_seq).saturating_add(1),
+        })
+    }
+
+    /// A fresh snapshot starts the coverage again at its oldest message; a
+    /// resume (`None`) continues it.
+    fn of_snapshot(joined: &JoinResponse) -> Option<Self> {
+        match &joined.start {
+            Some(join_response::Start::Snapshot(snapshot)) => Some(Self {
+                from_seq: snapshot.history.first().map_or_else(
+                    || joined.snapshot_seq.saturating_add(1),
+                    |oldest| oldest.seq,
+                ),
+            }),
+            _ => None,
+        }
+    }
+
+    fn after_rejoin(self, rejoined: Option<Self>) -> Self {
+        rejoined.unwrap_or(self)
+    }
+
+    fn includes(self, seq: u64) -> bool {
+        seq >= self.from_seq
+    }
+}
+
 /// Decrements a gauge when dropped, however the socket's task ends.
 struct GaugeGuard(prometheus::IntGauge);
 
@@ -402,6 +454,7 @@ impl Refresh {
         CallOutcome {
             frames: vec![Utf8Bytes::from(confirmation.to_string())],
             renewed_expiry_ms: Some(expires_at_ms),
+            echoed_seq: None,
         }
     }
 }
@@ -466,6 +519,7 @@ impl Session {
         ws: &mut Ws,
         outbound: &mut crate::outbox::OutboxReceiver,
         snapshot_seq: u64,
+        mut coverage: Coverage,
     ) -> Ended {
         // Everything this loop waits on is the socket's own: its outbox (which
         // also carries resync, drain and overflow), its reads, its ping timer
@@ -505,8 +559,9 @@ impl Session {
             if resync_pending && in_flight.is_none() {
                 resync_pending = false;
                 let written = match self.rejoin(floor).await {
-                    Ok((frames, snapshot_seq)) => {
+                    Ok((frames, snapshot_seq, rejoined)) => {
                         floor = snapshot_seq;
+                        coverage = coverage.after_rejoin(rejoined);
                         sink.write_text(ws, frames).await
                     }
                     Err(err) => {
@@ -544,7 +599,11 @@ impl Session {
                         self.expires_at_ms = Some(expires_at_ms);
                         expiry.as_mut().reset(expiry_instant(self.expires_at_ms));
                     }
-                    sink.write_text(ws, outcome.frames).await
+                    let frames = match outcome.echoed_seq {
+                        Some(seq) if coverage.includes(seq) => Vec::new(),
+                        _ => outcome.frames,
+                    };
+                    sink.write_text(ws, frames).await
                 }
                 received = outbound.recv_many(&mut queued, 256) => {
                     if received == 0 {
@@ -645,7 +704,10 @@ impl Session {
 
     /// Joins again after the session's stream lost events: the core answers
     /// with what this client missed after `last_seq` (or a fresh snapshot).
-    async fn rejoin(&self, last_seq: u64) -> Result<(Vec<Utf8Bytes>, u64), CoreError> {
+    async fn rejoin(
+        &self,
+        last_seq: u64,
+    ) -> Result<(Vec<Utf8Bytes>, u64, Option<Coverage>), CoreError> {
         let join = JoinRequest {
             session: Some(session_ref(&self.key)),
             connection: Some(self.connection.clone()),
@@ -662,7 +724,8 @@ impl Session {
             .map_err(|status| CoreError::from_status(&status))?
             .into_inner();
         let snapshot_seq = joined.snapshot_seq;
-        Ok((self.start_frames(joined), snapshot_seq))
+        let coverage = Coverage::of_snapshot(&joined);
+        Ok((self.start_frames(joined), snapshot_seq, coverage))
     }
 
     fn actor(&self) -> Actor {
@@ -692,6 +755,7 @@ impl Session {
             let _timer = crate::metrics::CORE_CALL_SECONDS
                 .with_label_values(&[action])
                 .start_timer();
+            let mut echoed_seq = None;
             let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
                 ClientCommand::ChatSend {
                     message_id,
@@ -713,11 +777,14 @@ impl Session {
                     core.chat.clone().send(request).await.map(|response| {
                         let response = response.into_inner();
                         match response.message.filter(|_| response.duplicate) {
-                            Some(stored) => vec![Utf8Bytes::from(seed000::encode_chat_message(
-                                &session_id,
-                                Some(stored.seq),
-                                &stored,
-                            ))],
+                            Some(stored) => {
+                                echoed_seq = Some(stored.seq);
+                                vec![Utf8Bytes::from(seed000::encode_chat_message(
+                                    &session_id,
+                                    Some(stored.seq),
+                                    &stored,
+                                ))]
+                            }
                             None => Vec::new(),
                         }
                     })
@@ -785,11 +852,11 @@ impl Session {
                 ClientCommand::Ping => Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))]),
                 ClientCommand::AuthRefresh { token } => return refresh.check(&token).await,
             };
+            let mut outcome = CallOutcome::from(outcome.unwrap_or_else(|status| {
+                vec![error_frame(&CoreError::from_status(&status), Some(action))]
+            }));
+            outcome.echoed_seq = echoed_seq;
             outcome
-                .unwrap_or_else(|status| {
-                    vec![error_frame(&CoreError::from_status(&status), Some(action))]
-                })
-                .into()
         })
     }
 }
