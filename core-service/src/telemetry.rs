@@ -1,20 +1,72 @@
-//! Logging set-up and process signals, shared by both binaries.
+//! Logging, traces and process signals, shared by both binaries.
+//!
+//! Logs go to stderr through `tracing-subscriber`. Traces are exported over
+//! OTLP only when an endpoint is configured ([`traces`]); without one no
+//! OpenTelemetry layer is installed at all. W3C trace context crosses the
+//! gRPC hop in request metadata ([`propagation`]).
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global `tracing` subscriber (`RUST_LOG`, default `info`).
+pub mod propagation;
+pub mod traces;
+
+pub use traces::{TraceArgs, TraceSetupError, Traces};
+
+/// Installs the global `tracing` subscriber (`RUST_LOG`, default `info`),
+/// logs only.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    install(json, None);
+}
+
+/// Installs the global `tracing` subscriber and, when `args` name an OTLP
+/// endpoint, an exporter of this process's spans as `default_service_name`
+/// (unless `OTEL_SERVICE_NAME` says otherwise). Shut the returned [`Traces`]
+/// down on exit so the last spans are sent.
+pub fn init_with_traces(
+    json: bool,
+    args: &TraceArgs,
+    default_service_name: &str,
+) -> Result<Traces, TraceSetupError> {
+    let traces = Traces::start(args, default_service_name)?;
+    install(json, traces.provider());
+    if traces.enabled() {
+        tracing::info!(
+            endpoint = args.otlp_endpoint.as_deref().unwrap_or_default(),
+            protocol = ?args.otlp_protocol,
+            "exporting traces over OTLP"
+        );
+    }
+    Ok(traces)
+}
+
+fn install(json: bool, provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr; a closed stderr must not panic the logging task.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = if json {
-        builder.json().try_init()
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json {
+        logs.json().with_filter(log_filter).boxed()
     } else {
-        builder.try_init()
+        logs.with_filter(log_filter).boxed()
     };
+    // Spans reach the exporter whatever RUST_LOG says: it filters logs only.
+    let spans = provider.map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("meno-realtime"))
+            .with_filter(
+                Targets::new()
+                    .with_target("meno_core", tracing::Level::INFO)
+                    .with_target("meno_bridge", tracing::Level::INFO),
+            )
+    });
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init();
     if installed.is_err() {
         tracing::debug!("a tracing subscriber was already installed");
     }

@@ -12,8 +12,24 @@ use meno_proto::{
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// The channel every client uses: the transport plus the bearer token.
-pub type CoreChannel = InterceptedService<Channel, BearerToken>;
+/// The channel every client uses: the transport plus [`CallMetadata`].
+pub type CoreChannel = InterceptedService<Channel, CallMetadata>;
+
+/// What every call carries besides its message: the bearer token, and the
+/// trace context of the span it is made in (W3C `traceparent`), so the
+/// core's work joins the WebSocket action's trace.
+#[derive(Debug, Clone, Default)]
+pub struct CallMetadata {
+    token: BearerToken,
+}
+
+impl tonic::service::Interceptor for CallMetadata {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.token.call(request)?;
+        meno_core::telemetry::propagation::inject_current(request.metadata_mut());
+        Ok(request)
+    }
+}
 
 /// Clients of every core service over one channel.
 #[derive(Debug, Clone)]
@@ -41,7 +57,7 @@ impl CoreClient {
 
     /// Clients over `channel` that present `token` with every call.
     pub fn with_token(channel: Channel, timeout: Duration, token: BearerToken) -> Self {
-        let intercepted = InterceptedService::new(channel.clone(), token);
+        let intercepted = InterceptedService::new(channel.clone(), CallMetadata { token });
         Self {
             connections: ConnectionServiceClient::new(intercepted.clone()),
             chat: ChatServiceClient::new(intercepted.clone()),
