@@ -46,9 +46,20 @@ impl Process {
     /// Starts `binary` (a workspace binary name) with `args`; the caller
     /// waits for it in whatever way suits the binary.
     pub fn spawn(binary: &str, addr: SocketAddr, args: &[String]) -> Self {
+        Self::spawn_with_env(binary, addr, args, &[])
+    }
+
+    /// Like [`Process::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        binary: &str,
+        addr: SocketAddr,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Self {
         let path = crate::workspace_binary(binary);
         let child = Command::new(path)
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

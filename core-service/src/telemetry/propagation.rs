@@ -24,12 +24,14 @@ pub fn grpc_server_span(request: &http::Request<()>) -> tracing::Span {
     if path.starts_with("/grpc.") {
         return tracing::Span::none();
     }
-    let method = path.trim_start_matches('/');
+    let name = path.trim_start_matches('/');
+    let (service, method) = name.split_once('/').unwrap_or((name, ""));
     let span = tracing::info_span!(
         "grpc.server",
-        otel.name = method,
+        otel.name = name,
         otel.kind = "server",
         rpc.system = "grpc",
+        rpc.service = service,
         rpc.method = method,
     );
     if request.headers().contains_key("traceparent") {
