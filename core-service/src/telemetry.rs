@@ -6,7 +6,7 @@
 //! gRPC hop in request metadata ([`propagation`]).
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{filter_fn, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -44,7 +44,11 @@ pub fn init_with_traces(
 }
 
 fn install(json: bool, provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
-    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Spans exist for the trace exporter alone: kept out of the logs, with
+    // no exporter no layer wants them, and `info_span!` costs next to nothing.
+    let log_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .and(filter_fn(|metadata| !metadata.is_span()));
     // Logs go to stderr; a closed stderr must not panic the logging task.
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = if json {

@@ -43,6 +43,32 @@ impl Process {
         process
     }
 
+    /// Starts `meno-core` on `addr` with the embedded store in `data_dir`
+    /// and waits until it listens.
+    pub async fn core(addr: SocketAddr, data_dir: &Path) -> Self {
+        Self::core_with_env(addr, data_dir, &[]).await
+    }
+
+    /// Like [`Process::core`], with extra environment variables.
+    pub async fn core_with_env(addr: SocketAddr, data_dir: &Path, env: &[(&str, String)]) -> Self {
+        let args = vec![
+            "--listen".to_owned(),
+            addr.to_string(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
+        let core = Self::spawn_with_env("meno-core", addr, &args, env);
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "core did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        core
+    }
+
     /// Starts `binary` (a workspace binary name) with `args`; the caller
     /// waits for it in whatever way suits the binary.
     pub fn spawn(binary: &str, addr: SocketAddr, args: &[String]) -> Self {

@@ -2,33 +2,9 @@
 //! its sockets open, answers actions meanwhile with a retryable error, and
 //! catches every socket up without gaps or duplicates.
 
-use std::time::Duration;
-
 use meno_tests::process::{free_addr, Process};
 use meno_tests::{session_id, Client};
 use serde_json::Value;
-
-fn core_args(addr: std::net::SocketAddr, dir: &std::path::Path) -> Vec<String> {
-    vec![
-        "--listen".into(),
-        addr.to_string(),
-        "--data-dir".into(),
-        dir.display().to_string(),
-    ]
-}
-
-async fn start_core(addr: std::net::SocketAddr, dir: &std::path::Path) -> Process {
-    let core = Process::spawn("meno-core", addr, &core_args(addr, dir));
-    let deadline = tokio::time::Instant::now() + meno_tests::WAIT;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "core did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    core
-}
 
 fn messages(frames: &[Value]) -> Vec<String> {
     frames
@@ -42,7 +18,7 @@ fn messages(frames: &[Value]) -> Vec<String> {
 async fn a_core_crash_keeps_sockets_open_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let core_addr = free_addr();
-    let core = start_core(core_addr, data.path()).await;
+    let core = Process::core(core_addr, data.path()).await;
     let bridge_addr = free_addr();
     let bridge_args = vec![
         "--listen".to_owned(),
@@ -75,7 +51,7 @@ async fn a_core_crash_keeps_sockets_open_and_loses_nothing() {
     assert_eq!(error["data"]["code"], "Unavailable");
     assert_eq!(error["data"]["retryable"], true);
 
-    let _core = start_core(core_addr, data.path()).await;
+    let _core = Process::core(core_addr, data.path()).await;
     // The bridge notices, resubscribes, and the sockets rejoin in place:
     // each gets the current state again, on the same socket.
     ann.expect_where("presence.snapshot", |_| true).await;

@@ -4,7 +4,6 @@
 //! commit, with W3C context carried across the gRPC hop.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use meno_tests::otlp::{OtlpReceiver, ReceivedSpan};
@@ -59,25 +58,6 @@ fn exporting_to(receiver: &OtlpReceiver, schedule_delay: Duration) -> Vec<(&'sta
     ]
 }
 
-async fn start_core(addr: SocketAddr, dir: &Path, env: &[(&str, String)]) -> Process {
-    let args = vec![
-        "--listen".to_owned(),
-        addr.to_string(),
-        "--data-dir".to_owned(),
-        dir.display().to_string(),
-    ];
-    let core = Process::spawn_with_env("meno-core", addr, &args, env);
-    let deadline = tokio::time::Instant::now() + meno_tests::WAIT;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "core did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    core
-}
-
 async fn send_one_chat(bridge: SocketAddr, session: &str) {
     let mut ann = Client::connect(&format!(
         "ws://{bridge}/ws?sessionId={session}&participantId=ann&name=ann&role=teacher&client=web"
@@ -97,7 +77,7 @@ async fn a_chat_send_is_one_trace_from_the_websocket_to_the_store() {
     let env = exporting_to(&receiver, Duration::from_millis(50));
     let data = tempfile::tempdir().unwrap();
     let core_addr = free_addr();
-    let _core = start_core(core_addr, data.path(), &env).await;
+    let _core = Process::core_with_env(core_addr, data.path(), &env).await;
     let bridge_addr = free_addr();
     let bridge_args = vec![
         "--listen".to_owned(),

@@ -49,10 +49,10 @@ pub enum OtlpProtocol {
 #[derive(Debug, thiserror::Error)]
 pub enum TraceSetupError {
     /// The exporter refused the settings (a malformed endpoint, say).
-    #[error("invalid setting OTEL_EXPORTER_OTLP_ENDPOINT/--otlp-endpoint: {0}")]
+    #[error("invalid setting OTEL_EXPORTER_OTLP_ENDPOINT/--otlp-endpoint")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     /// The HTTP client for OTLP/HTTP could not be built.
-    #[error("OTLP/HTTP client: {0}")]
+    #[error("cannot build the OTLP/HTTP client")]
     HttpClient(#[from] reqwest::Error),
     /// Export needs the Tokio runtime it is set up from.
     #[error("trace export must be set up inside the Tokio runtime")]
