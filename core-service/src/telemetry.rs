@@ -44,6 +44,15 @@ pub fn init_with_traces(
 }
 
 fn install(json: bool, provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    if subscriber(json, provider).try_init().is_err() {
+        tracing::debug!("a tracing subscriber was already installed");
+    }
+}
+
+fn subscriber(
+    json: bool,
+    provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
     // Spans exist for the trace exporter alone: kept out of the logs, with
     // no exporter no layer wants them, and `info_span!` costs next to nothing.
     let log_filter = EnvFilter::try_from_default_env()
@@ -56,24 +65,22 @@ fn install(json: bool, provider: Option<&opentelemetry_sdk::trace::SdkTracerProv
     } else {
         logs.with_filter(log_filter).boxed()
     };
+    let logging = tracing_subscriber::registry().with(logs);
+    // No `Option` layer for "no exporter": an absent layer still counts as
+    // one that wants every span.
+    let Some(provider) = provider else {
+        return Box::new(logging);
+    };
+    use opentelemetry::trace::TracerProvider as _;
     // Spans reach the exporter whatever RUST_LOG says: it filters logs only.
-    let spans = provider.map(|provider| {
-        use opentelemetry::trace::TracerProvider as _;
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("meno-realtime"))
-            .with_filter(
-                Targets::new()
-                    .with_target("meno_core", tracing::Level::INFO)
-                    .with_target("meno_bridge", tracing::Level::INFO),
-            )
-    });
-    let installed = tracing_subscriber::registry()
-        .with(logs)
-        .with(spans)
-        .try_init();
-    if installed.is_err() {
-        tracing::debug!("a tracing subscriber was already installed");
-    }
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("meno-realtime"))
+        .with_filter(
+            Targets::new()
+                .with_target("meno_core", tracing::Level::INFO)
+                .with_target("meno_bridge", tracing::Level::INFO),
+        );
+    Box::new(logging.with(spans))
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT.
@@ -97,4 +104,24 @@ pub async fn cancel_on_signal(token: CancellationToken) {
     };
     token.cancel();
     tracing::info!(signal, "draining");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_an_exporter_spans_are_not_even_recorded() {
+        tracing::subscriber::with_default(subscriber(false, None), || {
+            assert!(tracing::info_span!("untraced").is_disabled());
+        });
+    }
+
+    #[test]
+    fn with_an_exporter_spans_are_recorded_whatever_the_log_level() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        tracing::subscriber::with_default(subscriber(false, Some(&provider)), || {
+            assert!(!tracing::info_span!("traced").is_disabled());
+        });
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 
@@ -126,10 +126,17 @@ fn exporter(
     protocol: OtlpProtocol,
 ) -> Result<opentelemetry_otlp::SpanExporter, TraceSetupError> {
     let exporter = match protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint);
+            if endpoint.starts_with("https://") {
+                // A collector behind TLS is trusted through the system's CAs.
+                builder = builder
+                    .with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
+            }
+            builder.build()?
+        }
         OtlpProtocol::HttpProtobuf => {
             // The generic endpoint is the collector's base URL (OTLP spec).
             let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
