@@ -69,6 +69,25 @@ impl Process {
         core
     }
 
+    /// Starts `meno-bridge` on `addr` in front of the core at `core_addr`
+    /// (split mode), with extra environment variables, and waits until it
+    /// is ready.
+    pub async fn bridge_with_env(
+        addr: SocketAddr,
+        core_addr: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Self {
+        let args = vec![
+            "--listen".to_owned(),
+            addr.to_string(),
+            "--core".to_owned(),
+            format!("http://{core_addr}"),
+        ];
+        let bridge = Self::spawn_with_env("meno-bridge", addr, &args, env);
+        bridge.wait_ready().await;
+        bridge
+    }
+
     /// Starts `binary` (a workspace binary name) with `args`; the caller
     /// waits for it in whatever way suits the binary.
     pub fn spawn(binary: &str, addr: SocketAddr, args: &[String]) -> Self {

@@ -20,14 +20,7 @@ async fn a_core_crash_keeps_sockets_open_and_loses_nothing() {
     let core_addr = free_addr();
     let core = Process::core(core_addr, data.path()).await;
     let bridge_addr = free_addr();
-    let bridge_args = vec![
-        "--listen".to_owned(),
-        bridge_addr.to_string(),
-        "--core".to_owned(),
-        format!("http://{core_addr}"),
-    ];
-    let bridge = Process::spawn("meno-bridge", bridge_addr, &bridge_args);
-    bridge.wait_ready().await;
+    let bridge = Process::bridge_with_env(bridge_addr, core_addr, &[]).await;
 
     let session = session_id("core-crash");
     let url = |who: &str| {

@@ -79,14 +79,7 @@ async fn a_chat_send_is_one_trace_from_the_websocket_to_the_store() {
     let core_addr = free_addr();
     let _core = Process::core_with_env(core_addr, data.path(), &env).await;
     let bridge_addr = free_addr();
-    let bridge_args = vec![
-        "--listen".to_owned(),
-        bridge_addr.to_string(),
-        "--core".to_owned(),
-        format!("http://{core_addr}"),
-    ];
-    let bridge = Process::spawn_with_env("meno-bridge", bridge_addr, &bridge_args, &env);
-    bridge.wait_ready().await;
+    let _bridge = Process::bridge_with_env(bridge_addr, core_addr, &env).await;
     let session = session_id("traced");
 
     send_one_chat(bridge_addr, &session).await;
