@@ -11,6 +11,7 @@ use meno_core::clock::SystemClock;
 use meno_core::config::{CoreArgs, ScyllaArgs};
 use meno_core::server::{open_store, Core, CoreOptions};
 use meno_core::store::scylla::{connect_session, migrate, schema};
+use meno_core::telemetry::TraceArgs;
 use tokio_util::sync::CancellationToken;
 
 /// meno-realtime core-service: owns session state and serves it over gRPC.
@@ -50,6 +51,8 @@ struct Cli {
     tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     core: CoreArgs,
+    #[command(flatten)]
+    traces: TraceArgs,
 }
 
 impl Cli {
@@ -111,7 +114,13 @@ async fn main() -> anyhow::Result<()> {
         meno_core::telemetry::init(*log_json);
         return run_migrate(scylla).await;
     }
-    meno_core::telemetry::init(cli.log_json);
+    let traces = meno_core::telemetry::init_with_traces(cli.log_json, &cli.traces, "meno-core")?;
+    let served = serve(&cli).await;
+    traces.shutdown().await;
+    served
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let config = cli.core.session_config()?;
     let store = open_store(&cli.core).await.context("opening the store")?;
     let options = cli.core_options()?;

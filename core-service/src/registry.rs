@@ -14,10 +14,10 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
-use crate::session::{spawn_actor, Command, Reply};
+use crate::session::{spawn_actor, Command, Envelope, Reply};
 use crate::store::{SessionKey, Store};
 
-type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Command>)>;
+type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Envelope>)>;
 
 /// What every actor shares: store, clock, policy, shutdown, and the map.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ impl ActorContext {
         }
     }
 
-    fn sender_for(&self, key: &SessionKey) -> Result<mpsc::Sender<Command>, CoreError> {
+    fn sender_for(&self, key: &SessionKey) -> Result<mpsc::Sender<Envelope>, CoreError> {
         let mut actors = lock(&self.actors);
         if let Some((_, sender)) = actors.get(key) {
             if !sender.is_closed() {
@@ -77,21 +77,23 @@ impl ActorContext {
 
     /// Delivers a command to the session's current actor, starting one if
     /// needed. A command that cannot be delivered is answered `Unavailable`.
-    pub(crate) async fn forward(&self, key: SessionKey, mut command: Command) {
+    pub(crate) async fn forward(&self, key: SessionKey, mut envelope: Envelope) {
         for _ in 0..3 {
             if self.shutdown.is_cancelled() {
                 break;
             }
             let sender = match self.sender_for(&key) {
                 Ok(sender) => sender,
-                Err(err) => return command.fail(err),
+                Err(err) => return envelope.command.fail(err),
             };
-            match sender.send(command).await {
+            match sender.send(envelope).await {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(back)) => command = back,
+                Err(mpsc::error::SendError(back)) => envelope = back,
             }
         }
-        command.fail(CoreError::unavailable("the core is shutting down"));
+        envelope
+            .command
+            .fail(CoreError::unavailable("the core is shutting down"));
     }
 }
 
@@ -146,7 +148,11 @@ impl SessionRegistry {
         let timer = crate::metrics::COMMAND_SECONDS
             .with_label_values(&[command.name()])
             .start_timer();
-        self.context.forward(key, command).await;
+        let envelope = Envelope {
+            command,
+            span: tracing::Span::current(),
+        };
+        self.context.forward(key, envelope).await;
         let answer = answer
             .await
             .unwrap_or_else(|_| Err(CoreError::unavailable("the session actor stopped")));

@@ -22,7 +22,7 @@ use crate::config::{CoreArgs, SessionConfig, StoreKind};
 use crate::grpc::CoreApi;
 use crate::grpc_auth::RequireBearer;
 use crate::registry::SessionRegistry;
-use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError};
+use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError, TracedStore};
 
 /// How often the readiness watcher asks the store whether it can serve.
 const STORE_READINESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,24 +30,26 @@ const STORE_READINESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Opens the store the flags ask for. A Scylla store whose cluster is
 /// unreachable opens anyway and connects in the background (the core is
 /// NOT_SERVING meanwhile); an older schema or bad settings are errors.
+/// Every call is traced ([`TracedStore`]).
 pub async fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match args.store {
+    let (store, backend): (Arc<dyn Store>, _) = match args.store {
         StoreKind::Embedded => {
             let dir = args.data_dir.clone();
             let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
                 .await
                 .map_err(|err| StoreError::Backend(format!("opening the store: {err}")))?;
-            Arc::new(opened?)
+            (Arc::new(opened?), "redb")
         }
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Memory => (Arc::new(MemoryStore::new()), "memory"),
         StoreKind::Scylla => {
             let config = args
                 .scylla
                 .config()
                 .map_err(|err| StoreError::Backend(err.to_string()))?;
-            Arc::new(ScyllaStore::open(config).await?)
+            (Arc::new(ScyllaStore::open(config).await?), "cassandra")
         }
-    })
+    };
+    Ok(Arc::new(TracedStore::new(store, backend)))
 }
 
 /// A running core: its sessions and the switch that drains them.
@@ -156,10 +158,7 @@ impl Core {
 
     /// The gRPC router: every `meno.realtime.v1` service, health, reflection.
     pub fn router(&self) -> tonic::transport::server::Router {
-        Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(20)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .add_routes(self.routes.clone())
+        grpc_server().add_routes(self.routes.clone())
     }
 
     /// Serves gRPC on `listener` until `stop` is cancelled, then drains.
@@ -173,9 +172,7 @@ impl Core {
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(30)));
         let core = self.clone();
-        let mut server = Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(20)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        let mut server = grpc_server();
         if let Some(tls) = &self.tls {
             server = server.tls_config(tls.clone())?;
         }
@@ -237,6 +234,15 @@ impl Core {
             .await
             .is_ok()
     }
+}
+
+/// The gRPC server settings shared by TCP and in-process serving; each
+/// request runs in a span that continues the caller's trace.
+fn grpc_server() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .trace_fn(crate::telemetry::propagation::grpc_server_span)
 }
 
 /// Sets the overall and every service's health.

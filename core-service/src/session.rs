@@ -12,7 +12,7 @@ mod presence;
 mod state;
 
 pub(crate) use actor::spawn_actor;
-pub(crate) use command::{Command, Delivery, Reply};
+pub(crate) use command::{Command, Delivery, Envelope, Reply};
 
 /// Milliseconds of a duration, saturating.
 pub(crate) fn millis(duration: std::time::Duration) -> i64 {

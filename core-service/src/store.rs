@@ -11,10 +11,12 @@ pub mod conformance;
 pub mod embedded;
 pub mod memory;
 pub mod scylla;
+pub mod traced;
 
 pub use self::scylla::ScyllaStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub use traced::TracedStore;
 
 /// The key of everything session-scoped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

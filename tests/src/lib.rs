@@ -25,6 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 pub mod faults;
+pub mod otlp;
 pub mod process;
 
 /// How long a test waits for something that should happen.

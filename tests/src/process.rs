@@ -43,12 +43,42 @@ impl Process {
         process
     }
 
+    /// Starts `meno-bridge` on `addr` in front of the core at `core_addr`
+    /// (split mode), with extra environment variables, and waits until it
+    /// is ready.
+    pub async fn bridge_with_env(
+        addr: SocketAddr,
+        core_addr: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Self {
+        let args = vec![
+            "--listen".to_owned(),
+            addr.to_string(),
+            "--core".to_owned(),
+            format!("http://{core_addr}"),
+        ];
+        let bridge = Self::spawn_with_env("meno-bridge", addr, &args, env);
+        bridge.wait_ready().await;
+        bridge
+    }
+
     /// Starts `binary` (a workspace binary name) with `args`; the caller
     /// waits for it in whatever way suits the binary.
     pub fn spawn(binary: &str, addr: SocketAddr, args: &[String]) -> Self {
+        Self::spawn_with_env(binary, addr, args, &[])
+    }
+
+    /// Like [`Process::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        binary: &str,
+        addr: SocketAddr,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Self {
         let path = crate::workspace_binary(binary);
         let child = Command::new(path)
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -60,9 +90,14 @@ impl Process {
     /// Starts `meno-core` listening on `addr` with `args` (besides
     /// `--listen`) and waits until it accepts connections.
     pub async fn core(addr: SocketAddr, args: &[&str]) -> Self {
+        Self::core_with_env(addr, args, &[]).await
+    }
+
+    /// Like [`Process::core`], with extra environment variables.
+    pub async fn core_with_env(addr: SocketAddr, args: &[&str], env: &[(&str, String)]) -> Self {
         let mut all = vec!["--listen".to_owned(), addr.to_string()];
         all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        let core = Self::spawn("meno-core", addr, &all);
+        let core = Self::spawn_with_env("meno-core", addr, &all, env);
         let deadline = tokio::time::Instant::now() + crate::WAIT;
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             assert!(

@@ -160,6 +160,9 @@ pub struct BridgeArgs {
     /// Settings of the in-process core (monolithic mode only).
     #[command(flatten)]
     pub core_args: CoreArgs,
+    /// OTLP trace export.
+    #[command(flatten)]
+    pub traces: meno_core::telemetry::TraceArgs,
 }
 
 /// What the bridge's tasks read: validated, shared.

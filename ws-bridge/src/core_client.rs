@@ -16,9 +16,10 @@ use meno_proto::{
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
-/// The channel every client uses: the transport plus the bearer token.
-pub type CoreChannel = InterceptedService<CoreTransport, BearerToken>;
+/// The channel every client uses: the transport plus [`CallMetadata`].
+pub type CoreChannel = InterceptedService<CoreTransport, CallMetadata>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -63,20 +64,26 @@ impl tower::Service<http::Request<Body>> for CoreTransport {
                     .headers()
                     .get("grpc-timeout")
                     .and_then(|value| parse_grpc_timeout(value.as_bytes()));
+                // The core's request span, as its TCP server would open it.
+                let span =
+                    meno_core::telemetry::propagation::in_process_server_span(request.uri().path());
                 let call = routes.call(request);
-                Box::pin(async move {
-                    let response = match deadline {
-                        None => call.await,
-                        Some(deadline) => match tokio::time::timeout(deadline, call).await {
-                            Ok(response) => response,
-                            Err(_) => Ok(tonic::Status::deadline_exceeded(
-                                "the core did not answer within the call's deadline",
-                            )
-                            .into_http()),
-                        },
-                    };
-                    response.map_err(Into::into)
-                })
+                Box::pin(
+                    async move {
+                        let response = match deadline {
+                            None => call.await,
+                            Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                                Ok(response) => response,
+                                Err(_) => Ok(tonic::Status::deadline_exceeded(
+                                    "the core did not answer within the call's deadline",
+                                )
+                                .into_http()),
+                            },
+                        };
+                        response.map_err(Into::into)
+                    }
+                    .instrument(span),
+                )
             }
         }
     }
@@ -99,6 +106,22 @@ fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
         b'n' => Duration::from_nanos(amount),
         _ => return None,
     })
+}
+
+/// What every call carries besides its message: the bearer token, and the
+/// trace context of the span it is made in (W3C `traceparent`), so the
+/// core's work joins the WebSocket action's trace.
+#[derive(Debug, Clone, Default)]
+pub struct CallMetadata {
+    token: BearerToken,
+}
+
+impl tonic::service::Interceptor for CallMetadata {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.token.call(request)?;
+        meno_core::telemetry::propagation::inject_current(request.metadata_mut());
+        Ok(request)
+    }
 }
 
 /// Clients of every core service over one channel.
@@ -141,7 +164,7 @@ impl CoreClient {
     }
 
     fn over(transport: CoreTransport, timeout: Duration, token: BearerToken) -> Self {
-        let intercepted = InterceptedService::new(transport.clone(), token);
+        let intercepted = InterceptedService::new(transport.clone(), CallMetadata { token });
         Self {
             connections: ConnectionServiceClient::new(intercepted.clone()),
             chat: ChatServiceClient::new(intercepted.clone()),

@@ -15,7 +15,14 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = BridgeArgs::parse();
-    meno_core::telemetry::init(args.log_json);
+    let traces =
+        meno_core::telemetry::init_with_traces(args.log_json, &args.traces, "meno-bridge")?;
+    let served = serve(&args).await;
+    traces.shutdown().await;
+    served
+}
+
+async fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
     let config = args.bridge_config()?;
     if config.auth.is_none() {
         tracing::warn!(

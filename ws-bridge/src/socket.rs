@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use crate::auth::Identity;
 use crate::codec::{seed000, ClientCommand, ErrorEnvelope};
@@ -90,6 +91,19 @@ pub struct SocketContext {
 fn now_ms() -> i64 {
     use meno_core::clock::Clock;
     meno_core::clock::SystemClock.now_ms()
+}
+
+/// The span of one client action, the root of its trace: the core call made
+/// in it carries its context, so the core's and the store's spans join it.
+fn action_span(action: &'static str, key: &SessionKey, connection: &ConnectionInfo) -> Span {
+    tracing::info_span!(
+        "ws.action",
+        otel.kind = "server",
+        action,
+        session = %key,
+        participant = %connection.participant_id,
+        connection = %connection.connection_id,
+    )
 }
 
 fn close_frame(code: u16, reason: &str) -> CloseFrame {
@@ -177,6 +191,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         .connections
         .clone()
         .join(context.core.request(join))
+        .instrument(action_span("join", &key, &connection))
         .await
     {
         Ok(response) => response.into_inner(),
@@ -223,6 +238,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         .connections
         .clone()
         .leave(context.core.request(leave))
+        .instrument(action_span("leave", &session.key, &session.connection))
         .await
     {
         tracing::debug!(error = %status, "leave failed; the connection will expire");
@@ -720,6 +736,7 @@ impl Session {
             .connections
             .clone()
             .join(self.context.core.request(join))
+            .instrument(action_span("rejoin", &self.key, &self.connection))
             .await
             .map_err(|status| CoreError::from_status(&status))?
             .into_inner();
@@ -745,118 +762,125 @@ impl Session {
         let session_id = self.key.session_id.clone();
         let actor = Some(self.actor());
         let action = seed000::action_of(&command);
+        let span = action_span(action, &self.key, &self.connection);
         let refresh = Refresh {
             authenticator: self.context.config.auth.clone(),
             identity: self.identity.clone(),
             session_id: self.key.session_id.clone(),
             tenant: self.key.tenant.clone(),
         };
-        Box::pin(async move {
-            let _timer = crate::metrics::CORE_CALL_SECONDS
-                .with_label_values(&[action])
-                .start_timer();
-            let mut echoed_seq = None;
-            let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
-                ClientCommand::ChatSend {
-                    message_id,
-                    content,
-                    created_at_ms,
-                    meta,
-                } => {
-                    let request = core.request(SendChatRequest {
-                        session,
-                        actor,
-                        client_ref: message_id,
-                        kind: String::new(),
+        Box::pin(
+            async move {
+                let _timer = crate::metrics::CORE_CALL_SECONDS
+                    .with_label_values(&[action])
+                    .start_timer();
+                let mut echoed_seq = None;
+                let outcome: Result<Vec<Utf8Bytes>, tonic::Status> = match command {
+                    ClientCommand::ChatSend {
+                        message_id,
                         content,
-                        meta_json: meta
-                            .map(|meta| serde_json::Value::Object(meta).to_string())
-                            .unwrap_or_default(),
-                        created_at_ms: created_at_ms.unwrap_or(0),
-                    });
-                    core.chat.clone().send(request).await.map(|response| {
-                        let response = response.into_inner();
-                        match response.message.filter(|_| response.duplicate) {
-                            Some(stored) => {
-                                echoed_seq = Some(stored.seq);
-                                vec![Utf8Bytes::from(seed000::encode_chat_message(
-                                    &session_id,
-                                    Some(stored.seq),
-                                    &stored,
-                                ))]
+                        created_at_ms,
+                        meta,
+                    } => {
+                        let request = core.request(SendChatRequest {
+                            session,
+                            actor,
+                            client_ref: message_id,
+                            kind: String::new(),
+                            content,
+                            meta_json: meta
+                                .map(|meta| serde_json::Value::Object(meta).to_string())
+                                .unwrap_or_default(),
+                            created_at_ms: created_at_ms.unwrap_or(0),
+                        });
+                        core.chat.clone().send(request).await.map(|response| {
+                            let response = response.into_inner();
+                            match response.message.filter(|_| response.duplicate) {
+                                Some(stored) => {
+                                    echoed_seq = Some(stored.seq);
+                                    vec![Utf8Bytes::from(seed000::encode_chat_message(
+                                        &session_id,
+                                        Some(stored.seq),
+                                        &stored,
+                                    ))]
+                                }
+                                None => Vec::new(),
                             }
-                            None => Vec::new(),
-                        }
-                    })
-                }
-                ClientCommand::PresenceUpdate {
-                    status,
-                    is_typing,
-                    is_speaking,
-                    last_seen_ms,
-                    extra,
-                } => {
-                    let request = core.request(PresenceUpdateRequest {
-                        session,
-                        actor,
-                        status: status.map(|status| status as i32),
+                        })
+                    }
+                    ClientCommand::PresenceUpdate {
+                        status,
                         is_typing,
                         is_speaking,
                         last_seen_ms,
-                        extra_json: extra.map(|extra| serde_json::Value::Object(extra).to_string()),
-                    });
-                    core.presence
-                        .clone()
-                        .update(request)
-                        .await
-                        .map(|_| Vec::new())
-                }
-                ClientCommand::PresenceHeartbeat { last_seen_ms } => {
-                    let request = core.request(HeartbeatRequest {
-                        session,
-                        actor,
-                        last_seen_ms,
-                    });
-                    core.presence
-                        .clone()
-                        .heartbeat(request)
-                        .await
-                        .map(|_| Vec::new())
-                }
-                ClientCommand::LeaseSet {
-                    lease_id,
-                    step_index,
-                    lease_duration_ms,
-                } => {
-                    let request = core.request(LeaseSetRequest {
-                        session,
-                        actor,
-                        lease_id_hint: lease_id.unwrap_or_default(),
+                        extra,
+                    } => {
+                        let request = core.request(PresenceUpdateRequest {
+                            session,
+                            actor,
+                            status: status.map(|status| status as i32),
+                            is_typing,
+                            is_speaking,
+                            last_seen_ms,
+                            extra_json: extra
+                                .map(|extra| serde_json::Value::Object(extra).to_string()),
+                        });
+                        core.presence
+                            .clone()
+                            .update(request)
+                            .await
+                            .map(|_| Vec::new())
+                    }
+                    ClientCommand::PresenceHeartbeat { last_seen_ms } => {
+                        let request = core.request(HeartbeatRequest {
+                            session,
+                            actor,
+                            last_seen_ms,
+                        });
+                        core.presence
+                            .clone()
+                            .heartbeat(request)
+                            .await
+                            .map(|_| Vec::new())
+                    }
+                    ClientCommand::LeaseSet {
+                        lease_id,
                         step_index,
-                        duration_ms: lease_duration_ms.unwrap_or(0),
-                    });
-                    core.lease.clone().set(request).await.map(|_| Vec::new())
-                }
-                ClientCommand::LeaseRelease { lease_id } => {
-                    let request = core.request(LeaseReleaseRequest {
-                        session,
-                        actor,
-                        lease_id: lease_id.unwrap_or_default(),
-                    });
-                    core.lease
-                        .clone()
-                        .release(request)
-                        .await
-                        .map(|_| Vec::new())
-                }
-                ClientCommand::Ping => Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))]),
-                ClientCommand::AuthRefresh { token } => return refresh.check(&token).await,
-            };
-            let mut outcome = CallOutcome::from(outcome.unwrap_or_else(|status| {
-                vec![error_frame(&CoreError::from_status(&status), Some(action))]
-            }));
-            outcome.echoed_seq = echoed_seq;
-            outcome
-        })
+                        lease_duration_ms,
+                    } => {
+                        let request = core.request(LeaseSetRequest {
+                            session,
+                            actor,
+                            lease_id_hint: lease_id.unwrap_or_default(),
+                            step_index,
+                            duration_ms: lease_duration_ms.unwrap_or(0),
+                        });
+                        core.lease.clone().set(request).await.map(|_| Vec::new())
+                    }
+                    ClientCommand::LeaseRelease { lease_id } => {
+                        let request = core.request(LeaseReleaseRequest {
+                            session,
+                            actor,
+                            lease_id: lease_id.unwrap_or_default(),
+                        });
+                        core.lease
+                            .clone()
+                            .release(request)
+                            .await
+                            .map(|_| Vec::new())
+                    }
+                    ClientCommand::Ping => {
+                        Ok(vec![Utf8Bytes::from(seed000::encode_pong(now_ms()))])
+                    }
+                    ClientCommand::AuthRefresh { token } => return refresh.check(&token).await,
+                };
+                let mut outcome = CallOutcome::from(outcome.unwrap_or_else(|status| {
+                    vec![error_frame(&CoreError::from_status(&status), Some(action))]
+                }));
+                outcome.echoed_seq = echoed_seq;
+                outcome
+            }
+            .instrument(span),
+        )
     }
 }

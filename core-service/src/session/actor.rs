@@ -16,7 +16,9 @@ use meno_proto::{
 };
 use tokio::sync::mpsc;
 
-use super::command::Command;
+use tracing::Instrument;
+
+use super::command::{Command, Envelope};
 use super::millis;
 use super::state::{SessionState, Subscription};
 use crate::error::CoreError;
@@ -28,7 +30,7 @@ pub(crate) fn spawn_actor(
     key: SessionKey,
     actor_id: u64,
     context: ActorContext,
-) -> mpsc::Sender<Command> {
+) -> mpsc::Sender<Envelope> {
     let (sender, receiver) = mpsc::channel(context.config.max_batch * 8);
     let tracker = context.tracker.clone();
     tracker.spawn(run(key, actor_id, context, receiver));
@@ -48,7 +50,7 @@ async fn run(
     key: SessionKey,
     actor_id: u64,
     context: ActorContext,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Envelope>,
 ) {
     let mut state = match load(&key, &context).await {
         Ok(state) => state,
@@ -56,8 +58,8 @@ async fn run(
             tracing::warn!(session = %key, error = %err, "session could not be loaded");
             context.forget(&key, actor_id);
             commands.close();
-            while let Some(command) = commands.recv().await {
-                command.fail(err.clone());
+            while let Some(envelope) = commands.recv().await {
+                envelope.command.fail(err.clone());
             }
             return;
         }
@@ -181,9 +183,38 @@ async fn prefetch(
 async fn process(
     state: &mut SessionState,
     context: &ActorContext,
-    commands: impl Iterator<Item = Command>,
+    envelopes: impl Iterator<Item = Envelope>,
 ) -> Result<(), CoreError> {
-    let commands: Vec<Command> = commands.collect();
+    let (commands, callers): (Vec<Command>, Vec<tracing::Span>) = envelopes
+        .map(|envelope| (envelope.command, envelope.span))
+        .unzip();
+    let span = batch_span(&state.key, &callers);
+    process_batch(state, context, commands)
+        .instrument(span)
+        .await
+}
+
+/// The span of one batch: a child of its first traced caller's request span,
+/// linked to the other callers' (one store write serves them all).
+fn batch_span(key: &SessionKey, callers: &[tracing::Span]) -> tracing::Span {
+    let mut traced = callers.iter().filter_map(tracing::Span::id);
+    let span = tracing::info_span!(
+        parent: traced.next(),
+        "session.batch",
+        session = %key,
+        commands = callers.len(),
+    );
+    for other in traced {
+        span.follows_from(other);
+    }
+    span
+}
+
+async fn process_batch(
+    state: &mut SessionState,
+    context: &ActorContext,
+    commands: Vec<Command>,
+) -> Result<(), CoreError> {
     let prefetched = match prefetch(state, context, &commands).await {
         Ok(prefetched) => prefetched,
         Err(err) => {
@@ -415,14 +446,14 @@ async fn stop_after_failure(
     key: &SessionKey,
     actor_id: u64,
     context: &ActorContext,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Envelope>,
     err: CoreError,
 ) {
     tracing::warn!(session = %key, error = %err, "store write failed; session actor restarts");
     context.forget(key, actor_id);
     commands.close();
-    while let Some(command) = commands.recv().await {
-        command.fail(err.clone());
+    while let Some(envelope) = commands.recv().await {
+        envelope.command.fail(err.clone());
     }
 }
 
@@ -433,13 +464,13 @@ async fn retire(
     actor_id: u64,
     context: &ActorContext,
     state: &mut SessionState,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Envelope>,
 ) {
     flush_presence(state, context).await;
     context.forget(key, actor_id);
     commands.close();
-    while let Some(command) = commands.recv().await {
-        context.forward(key.clone(), command).await;
+    while let Some(envelope) = commands.recv().await {
+        context.forward(key.clone(), envelope).await;
     }
     tracing::debug!(session = %key, "idle session actor stopped");
 }
@@ -448,7 +479,7 @@ async fn retire(
 async fn drain_for_shutdown(
     state: &mut SessionState,
     context: &ActorContext,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Envelope>,
 ) {
     commands.close();
     let mut queued = Vec::new();

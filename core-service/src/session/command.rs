@@ -26,6 +26,14 @@ pub(crate) enum Delivery {
     Resync { from_seq: u64, head_seq: u64 },
 }
 
+/// A command on its way to an actor, with the span of the request that sent
+/// it: the actor's work for it, store calls included, joins that trace.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) command: Command,
+    pub(crate) span: tracing::Span,
+}
+
 /// A request to a session actor.
 #[derive(Debug)]
 pub(crate) enum Command {

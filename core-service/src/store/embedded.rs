@@ -155,6 +155,7 @@ impl Store for EmbeddedStore {
             key: key.clone(),
             write,
             reply,
+            span: tracing::Span::current(),
         };
         requests.send(request).await.map_err(|_| writer_gone())?;
         replied.await.map_err(|_| writer_gone())?

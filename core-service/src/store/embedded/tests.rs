@@ -104,7 +104,12 @@ async fn writes_queued_at_drop_are_committed() {
         };
         let key = key.clone();
         requests
-            .send(writer::WriteRequest { key, write, reply })
+            .send(writer::WriteRequest {
+                key,
+                write,
+                reply,
+                span: tracing::Span::none(),
+            })
             .await
             .unwrap();
         replies.push(replied);

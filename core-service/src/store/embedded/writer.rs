@@ -28,6 +28,8 @@ pub(super) struct WriteRequest {
     pub(super) key: SessionKey,
     pub(super) write: SessionWrite,
     pub(super) reply: oneshot::Sender<Result<(), StoreError>>,
+    /// The caller's span: the commit that serves it joins its trace.
+    pub(super) span: tracing::Span,
 }
 
 /// Serves requests until every sender is gone, then returns; what was queued
@@ -47,6 +49,8 @@ pub(super) fn run(db: &Database, mut queue: mpsc::Receiver<WriteRequest>, commit
 }
 
 fn commit_batch(db: &Database, batch: &mut Vec<WriteRequest>, commits: &AtomicU64) {
+    let span = commit_span(batch);
+    let _entered = span.enter();
     match apply_batch(db, batch) {
         Ok(BatchOutcome {
             outcomes,
@@ -67,6 +71,21 @@ fn commit_batch(db: &Database, batch: &mut Vec<WriteRequest>, commits: &AtomicU6
             }
         }
     }
+}
+
+/// One transaction serves many callers, often of several traces: its span is
+/// a child of the first caller's and linked to the others'.
+fn commit_span(batch: &[WriteRequest]) -> tracing::Span {
+    let mut traced = batch.iter().filter_map(|request| request.span.id());
+    let span = tracing::info_span!(
+        parent: traced.next(),
+        "redb.group_commit",
+        requests = batch.len(),
+    );
+    for other in traced {
+        span.follows_from(other);
+    }
+    span
 }
 
 struct BatchOutcome {

@@ -28,6 +28,7 @@ use meno_proto::ChatMessage;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlValue, Row};
+use tracing::Instrument;
 
 use super::error::corrupt;
 use super::read::seqs_by_client_refs;
@@ -57,9 +58,20 @@ pub(crate) async fn write_session(
     write: SessionWrite,
 ) -> Result<(), StoreError> {
     if let Some(lease) = &write.lease {
-        write_lease(c, key, lease).await?;
+        write_lease(c, key, lease)
+            .instrument(tracing::info_span!(
+                "cql.lease_lwt",
+                db.system = "cassandra"
+            ))
+            .await?;
     }
-    let messages = new_messages(c, key, &write.messages).await?;
+    let messages = new_messages(c, key, &write.messages)
+        .instrument(tracing::info_span!(
+            "cql.chat_dedupe",
+            db.system = "cassandra",
+            messages = write.messages.len()
+        ))
+        .await?;
     let removed_users = if write.connections_removed.is_empty() {
         HashMap::new()
     } else {
@@ -151,7 +163,13 @@ pub(crate) async fn write_session(
         }
         writes.push(run_batch(c, batch, values));
     }
-    try_join_all(writes).await?;
+    let span = tracing::info_span!(
+        "cql.write",
+        db.system = "cassandra",
+        statements = writes.len(),
+        chat_messages = messages.len()
+    );
+    try_join_all(writes).instrument(span).await?;
     Ok(())
 }
 

@@ -1,0 +1,116 @@
+//! A span around every store call, whatever the backend: `store.<operation>`
+//! with the session, a child of the span that made the call (the actor's
+//! batch span, or a gRPC request's). It adds no behaviour of its own.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use meno_proto::ChatMessage;
+use tracing::Instrument;
+
+use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+
+/// `inner` with each call in a span.
+#[derive(Debug)]
+pub struct TracedStore {
+    inner: Arc<dyn Store>,
+    backend: &'static str,
+}
+
+impl TracedStore {
+    /// Wraps `inner`; `backend` names it in spans (`db.system`).
+    pub fn new(inner: Arc<dyn Store>, backend: &'static str) -> Self {
+        Self { inner, backend }
+    }
+
+    async fn traced<T>(
+        &self,
+        span: tracing::Span,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let outcome = call.instrument(span.clone()).await;
+        if let Err(err) = &outcome {
+            span.record("otel.status_code", "ERROR");
+            span.record("error", tracing::field::display(err));
+        }
+        outcome
+    }
+}
+
+/// One store span; `operation` is a literal so the span name is static.
+macro_rules! store_span {
+    ($store:expr, $name:literal, $key:expr $(, $field:ident = $value:expr)*) => {
+        tracing::info_span!(
+            $name,
+            db.system = $store.backend,
+            session = %$key,
+            $($field = $value,)*
+            otel.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    };
+}
+
+#[async_trait]
+impl Store for TracedStore {
+    async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError> {
+        let span = store_span!(self, "store.load_session", key);
+        self.traced(span, self.inner.load_session(key)).await
+    }
+
+    async fn write_session(&self, key: &SessionKey, write: SessionWrite) -> Result<(), StoreError> {
+        let span = store_span!(
+            self,
+            "store.write_session",
+            key,
+            messages = write.messages.len(),
+            presence = write.presence.len(),
+            lease = write.lease.is_some()
+        );
+        self.traced(span, self.inner.write_session(key, write))
+            .await
+    }
+
+    async fn chat_page(
+        &self,
+        key: &SessionKey,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let span = store_span!(self, "store.chat_page", key, limit = limit);
+        self.traced(span, self.inner.chat_page(key, before_seq, limit))
+            .await
+    }
+
+    async fn chat_after(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let span = store_span!(self, "store.chat_after", key, after_seq = after_seq);
+        self.traced(span, self.inner.chat_after(key, after_seq, limit))
+            .await
+    }
+
+    async fn chat_by_client_refs(
+        &self,
+        key: &SessionKey,
+        client_refs: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let span = store_span!(
+            self,
+            "store.chat_by_client_refs",
+            key,
+            refs = client_refs.len()
+        );
+        self.traced(span, self.inner.chat_by_client_refs(key, client_refs))
+            .await
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        // Polled every second by the readiness watcher: not worth a span.
+        self.inner.check_ready().await
+    }
+}
