@@ -306,8 +306,11 @@ impl Bridge {
         };
         let context = self.context.clone();
         let upgrade = hyper::upgrade::on(&mut request);
+        // Client frames are small (a chat.send is a few hundred bytes) and
+        // every idle socket holds its read buffer: 1 KiB, where a larger frame
+        // takes a few more reads.
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(1024)
             .write_buffer_size(16 * 1024)
             .max_write_buffer_size(context.config.outbound_queue_bytes.max(64 * 1024))
             .max_message_size(Some(context.config.max_message_bytes))

@@ -546,7 +546,8 @@ impl Session {
         let mut floor = snapshot_seq;
         let mut resync_pending = false;
         let mut in_flight: Option<CallFuture> = None;
-        let mut queued: Vec<Outbound> = Vec::with_capacity(64);
+        // Grown by the first batch: an idle socket holds none.
+        let mut queued: Vec<Outbound> = Vec::new();
         let overflowed = outbound.overflow_signal();
         let mut pings = tokio::time::interval_at(
             tokio::time::Instant::now() + config.ping_interval,
