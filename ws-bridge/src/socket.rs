@@ -558,7 +558,6 @@ impl Session {
         // The token's expiry, if any: one timer, reset when a refresh renews it.
         let expiry = tokio::time::sleep_until(expiry_instant(self.expires_at_ms));
         tokio::pin!(expiry);
-        let expires = self.expires_at_ms.is_some();
         let mut sink = Writer {
             overflowed: &overflowed,
             write_timeout: config.idle_timeout,
@@ -599,7 +598,7 @@ impl Session {
                 continue;
             }
             let written = tokio::select! {
-                _ = &mut expiry, if expires && in_flight.is_none() => {
+                _ = &mut expiry, if self.expires_at_ms.is_some() && in_flight.is_none() => {
                     close(ws, close_code::UNAUTHORIZED, "token expired; reconnect with a fresh token", &config).await;
                     return Ended::Drained;
                 }
