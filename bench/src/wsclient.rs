@@ -41,6 +41,9 @@ pub async fn connect(
 ) -> anyhow::Result<WsClient> {
     let socket = TcpSocket::new_v4()?;
     if let Some(source) = source {
+        // Runs back to back leave thousands of TIME_WAIT sockets on each
+        // source address; without this their ports cannot be bound again.
+        socket.set_reuseaddr(true)?;
         socket
             .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
             .with_context(|| format!("binding source {source}"))?;

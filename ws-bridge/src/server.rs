@@ -32,7 +32,7 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 /// A bridge ready to serve: its core client, hub and settings.
 #[derive(Clone)]
 pub struct Bridge {
-    context: SocketContext,
+    context: Arc<SocketContext>,
     tracker: TaskTracker,
     draining: CancellationToken,
     limiter: ConnectionLimiter,
@@ -83,7 +83,7 @@ impl Bridge {
         Self {
             limiter,
             tls: None,
-            context: SocketContext { core, hub, config },
+            context: Arc::new(SocketContext { core, hub, config }),
             tracker: TaskTracker::new(),
             draining,
         }
@@ -296,15 +296,15 @@ impl Bridge {
         let permit =
             self.limiter
                 .admit(&admitted.tenant, &admitted.params.participant_id, peer.ip());
-        let client = Client {
+        let client = Box::new(Client {
             params: admitted.params,
             tenant: admitted.tenant,
             identity: admitted.identity,
             permit,
             ip: peer.ip().to_string(),
             user_agent,
-        };
-        let context = self.context.clone();
+        });
+        let context = Arc::clone(&self.context);
         let upgrade = hyper::upgrade::on(&mut request);
         // Client frames are small (a chat.send is a few hundred bytes) and
         // every idle socket holds its read buffer: 1 KiB, where a larger frame

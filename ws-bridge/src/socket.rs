@@ -123,7 +123,13 @@ fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
 }
 
 /// Runs one client socket to its end.
-pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
+///
+/// Every idle socket holds this future for its lifetime, so it is kept small
+/// (see BENCHMARKS.md, idle memory): the context is shared behind an `Arc`,
+/// and the rare, large awaits (attach, join, rejoin, leave) are boxed, so
+/// their state is allocated only while they run instead of being reserved in
+/// every socket's future.
+pub async fn run(mut ws: Ws, client: Box<Client>, context: Arc<SocketContext>) {
     let _permit = match client.permit {
         Ok(permit) => permit,
         Err(refused) => {
@@ -163,10 +169,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         connected_at_ms: now_ms(),
     };
     let (outbox, mut outbound) = outbox(context.config.outbound_queue_bytes);
-    let attached = match context
-        .hub
-        .attach(key.clone(), connection.clone(), outbox)
-        .await
+    let attached = match Box::pin(context.hub.attach(key.clone(), connection.clone(), outbox)).await
     {
         Ok(attached) => attached,
         Err(AttachError(err)) => {
@@ -186,13 +189,15 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         last_seq: params.last_seq,
         history_limit: 0,
     };
-    let joined = match context
-        .core
-        .connections
-        .clone()
-        .join(context.core.request(join))
-        .instrument(action_span("join", &key, &connection))
-        .await
+    let joined = match Box::pin(
+        context
+            .core
+            .connections
+            .clone()
+            .join(context.core.request(join))
+            .instrument(action_span("join", &key, &connection)),
+    )
+    .await
     {
         Ok(response) => response.into_inner(),
         Err(status) => {
@@ -212,7 +217,7 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
     let mut session = Session {
         key,
         connection,
-        context: context.clone(),
+        context: Arc::clone(&context),
         expires_at_ms: client.identity.as_ref().and_then(|id| id.expires_at_ms),
         identity: client.identity,
     };
@@ -233,13 +238,15 @@ pub async fn run(mut ws: Ws, client: Client, context: SocketContext) {
         // another one): it gets the grace period, like a broken connection.
         graceful: ended == Ended::Closed,
     };
-    if let Err(status) = context
-        .core
-        .connections
-        .clone()
-        .leave(context.core.request(leave))
-        .instrument(action_span("leave", &session.key, &session.connection))
-        .await
+    if let Err(status) = Box::pin(
+        context
+            .core
+            .connections
+            .clone()
+            .leave(context.core.request(leave))
+            .instrument(action_span("leave", &session.key, &session.connection)),
+    )
+    .await
     {
         tracing::debug!(error = %status, "leave failed; the connection will expire");
     }
@@ -260,7 +267,7 @@ enum Ended {
 struct Session {
     key: SessionKey,
     connection: ConnectionInfo,
-    context: SocketContext,
+    context: Arc<SocketContext>,
     /// The verified identity (jwt mode), against which refreshes are checked.
     identity: Option<Identity>,
     /// When the token expires, unless refreshed (Unix ms).
@@ -574,7 +581,7 @@ impl Session {
             }
             if resync_pending && in_flight.is_none() {
                 resync_pending = false;
-                let written = match self.rejoin(floor).await {
+                let written = match Box::pin(self.rejoin(floor)).await {
                     Ok((frames, snapshot_seq, rejoined)) => {
                         floor = snapshot_seq;
                         coverage = coverage.after_rejoin(rejoined);
