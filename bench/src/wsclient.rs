@@ -41,9 +41,11 @@ pub async fn connect(
 ) -> anyhow::Result<WsClient> {
     let socket = TcpSocket::new_v4()?;
     if let Some(source) = source {
-        // Runs back to back leave thousands of TIME_WAIT sockets on each
-        // source address; without this their ports cannot be bound again.
+        // Runs back to back would leave thousands of TIME_WAIT sockets on
+        // each source address, whose ports bind() will not hand out again:
+        // a load client's socket ends with a reset instead (linger 0).
         socket.set_reuseaddr(true)?;
+        socket.set_zero_linger()?;
         socket
             .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
             .with_context(|| format!("binding source {source}"))?;

@@ -84,16 +84,14 @@ impl ActorContext {
             }
             let sender = match self.sender_for(&key) {
                 Ok(sender) => sender,
-                Err(err) => return envelope.command.fail(err),
+                Err(err) => return (*envelope.command).fail(err),
             };
             match sender.send(envelope).await {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => envelope = back,
             }
         }
-        envelope
-            .command
-            .fail(CoreError::unavailable("the core is shutting down"));
+        (*envelope.command).fail(CoreError::unavailable("the core is shutting down"));
     }
 }
 
@@ -149,7 +147,7 @@ impl SessionRegistry {
             .with_label_values(&[command.name()])
             .start_timer();
         let envelope = Envelope {
-            command,
+            command: Box::new(command),
             span: tracing::Span::current(),
         };
         self.context.forward(key, envelope).await;

@@ -113,7 +113,9 @@ impl Drop for Attached {
 #[derive(Debug)]
 struct HubInner {
     sessions: Mutex<HashMap<SessionKey, Arc<Fanout>>>,
-    core: CoreClient,
+    /// Shared with every session's upstream and refresh tasks, which each
+    /// session holds for its lifetime: an `Arc` keeps them small.
+    core: Arc<CoreClient>,
     config: Arc<BridgeConfig>,
     next_socket_id: std::sync::atomic::AtomicU64,
     draining: std::sync::atomic::AtomicBool,
@@ -131,7 +133,7 @@ impl Hub {
         Self {
             inner: Arc::new(HubInner {
                 sessions: Mutex::default(),
-                core,
+                core: Arc::new(core),
                 config,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
@@ -246,10 +248,13 @@ impl Hub {
             upstream,
             stop: CancellationToken::new(),
         });
-        tokio::spawn(run_upstream(Arc::clone(&fanout), self.inner.core.clone()));
+        tokio::spawn(run_upstream(
+            Arc::clone(&fanout),
+            Arc::clone(&self.inner.core),
+        ));
         tokio::spawn(run_refresh(
             Arc::clone(&fanout),
-            self.inner.core.clone(),
+            Arc::clone(&self.inner.core),
             self.inner.config.refresh_interval,
         ));
         fanout
@@ -265,7 +270,7 @@ fn session_ref(key: &SessionKey) -> SessionRef {
 
 /// Reads the session's event stream until the fan-out stops, re-subscribing
 /// from the last seq seen when the stream breaks.
-async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
+async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
     let mut last_seq: Option<u64> = None;
     let mut resync_pending = false;
     let mut backoff = Duration::from_millis(100);
@@ -277,7 +282,9 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
             from_seq: last_seq,
         };
         let subscribed = tokio::select! {
-            subscribed = events.subscribe(request) => subscribed,
+            // Boxed, as are the other rare calls: the task lives as long as
+            // its session, and its future should not reserve their state.
+            subscribed = Box::pin(events.subscribe(request)) => subscribed,
             _ = fanout.stop.cancelled() => return,
         };
         match subscribed {
@@ -343,7 +350,7 @@ async fn run_upstream(fanout: Arc<Fanout>, core: CoreClient) {
 
 /// Refreshes the TTL of this bridge's connections to the session: one call
 /// per session per interval, whatever the number of sockets.
-async fn run_refresh(fanout: Arc<Fanout>, core: CoreClient, interval: Duration) {
+async fn run_refresh(fanout: Arc<Fanout>, core: Arc<CoreClient>, interval: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -363,7 +370,7 @@ async fn run_refresh(fanout: Arc<Fanout>, core: CoreClient, interval: Duration) 
             session: Some(session_ref(&fanout.key)),
             connections,
         });
-        if let Err(status) = core.connections.clone().refresh(request).await {
+        if let Err(status) = Box::pin(core.connections.clone().refresh(request)).await {
             tracing::warn!(session = %fanout.key, error = %status, "connection refresh failed");
         }
     }

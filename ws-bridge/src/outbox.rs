@@ -8,10 +8,13 @@
 //! the socket's task waits on one per-socket channel and polls nothing that
 //! other sockets share.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -44,88 +47,188 @@ impl Outbound {
     }
 }
 
-/// The sending side, held by the session's fan-out.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    sender: mpsc::UnboundedSender<Outbound>,
-    queued_bytes: Arc<AtomicUsize>,
-    limit_bytes: usize,
+/// A queue that has room kept after a burst gives it back once drained, so
+/// an idle socket does not hold the high-water mark of its busiest moment.
+const KEPT_CAPACITY: usize = 64;
+
+/// One allocation per socket, nothing more until something is queued: every
+/// idle socket holds one, so it is kept small. (A tokio mpsc channel would
+/// allocate its first block of 32 slots, about 2 KiB, up front.)
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The socket's task, when it waits for the queue.
+    receiver: AtomicWaker,
+    queued_bytes: AtomicUsize,
     /// Checked on every push: an atomic load, where the token's own
     /// `is_cancelled` takes a mutex (once per socket per event on the fan-out).
-    has_overflowed: Arc<AtomicBool>,
+    has_overflowed: AtomicBool,
     overflowed: CancellationToken,
+    /// Live [`Outbox`] handles; at zero the receiver sees the end.
+    senders: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// The receiver is gone: nothing more is queued.
+    closed: bool,
+}
+
+impl Shared {
+    /// The queue, even if a holder panicked: its items are still whole.
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enqueue(&self, item: Outbound) -> bool {
+        {
+            let mut queue = self.queue();
+            if queue.closed {
+                return false;
+            }
+            queue.items.push_back(item);
+        }
+        self.receiver.wake();
+        true
+    }
+}
+
+/// The sending side, held by the session's fan-out.
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+    limit_bytes: usize,
 }
 
 /// The receiving side, held by the socket's task.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    receiver: mpsc::UnboundedReceiver<Outbound>,
-    queued_bytes: Arc<AtomicUsize>,
-    overflowed: CancellationToken,
+    shared: Arc<Shared>,
 }
 
 /// A queue of at most `limit_bytes` of frames.
 pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
-    let overflowed = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        receiver: AtomicWaker::new(),
+        queued_bytes: AtomicUsize::new(0),
+        has_overflowed: AtomicBool::new(false),
+        overflowed: CancellationToken::new(),
+        senders: AtomicUsize::new(1),
+    });
     (
         Outbox {
-            sender,
-            queued_bytes: Arc::clone(&queued_bytes),
+            shared: Arc::clone(&shared),
             limit_bytes,
-            has_overflowed: Arc::new(AtomicBool::new(false)),
-            overflowed: overflowed.clone(),
         },
-        OutboxReceiver {
-            receiver,
-            queued_bytes,
-            overflowed,
-        },
+        OutboxReceiver { shared },
     )
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+            limit_bytes: self.limit_bytes,
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.receiver.wake();
+        }
+    }
 }
 
 impl Outbox {
     /// Queues a frame without waiting. Returns false when the socket is
     /// gone or has overflowed (it will be closed; nothing more is queued).
     pub fn push(&self, seq: u64, frame: Utf8Bytes) -> bool {
-        if self.has_overflowed.load(Ordering::Relaxed) {
+        let shared = &*self.shared;
+        if shared.has_overflowed.load(Ordering::Relaxed) {
             return false;
         }
         let size = frame.len();
-        let before = self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        let before = shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
         if before + size > self.limit_bytes {
-            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-            self.has_overflowed.store(true, Ordering::Relaxed);
-            self.overflowed.cancel();
-            let _ = self.sender.send(Outbound::Overflowed);
+            shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            shared.has_overflowed.store(true, Ordering::Relaxed);
+            shared.overflowed.cancel();
+            shared.enqueue(Outbound::Overflowed);
             return false;
         }
-        self.sender.send(Outbound::Frame { seq, frame }).is_ok()
+        if shared.enqueue(Outbound::Frame { seq, frame }) {
+            true
+        } else {
+            shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            false
+        }
     }
 
     /// Queues a signal (never counted against the bound). Returns false
     /// when the socket is gone.
     pub fn signal(&self, signal: Outbound) -> bool {
-        self.sender.send(signal).is_ok()
+        self.shared.enqueue(signal)
     }
 }
 
 impl OutboxReceiver {
     /// Takes up to `limit` queued frames, waiting for at least one.
-    /// Returns 0 when every sender is gone.
+    /// Returns 0 when every sender is gone and nothing is left.
     pub async fn recv_many(&mut self, buffer: &mut Vec<Outbound>, limit: usize) -> usize {
-        let received = self.receiver.recv_many(buffer, limit).await;
-        let bytes: usize = buffer.iter().map(Outbound::bytes).sum();
-        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        received
+        poll_fn(|cx| {
+            if let Some(received) = self.take(buffer, limit) {
+                return Poll::Ready(received);
+            }
+            self.shared.receiver.register(cx.waker());
+            // A push between the first look and the registration woke no
+            // one: look again now that a push will.
+            match self.take(buffer, limit) {
+                Some(received) => Poll::Ready(received),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// What is queued (up to `limit`), `Some(0)` at the end, `None` when
+    /// there is nothing yet.
+    fn take(&self, buffer: &mut Vec<Outbound>, limit: usize) -> Option<usize> {
+        let mut queue = self.shared.queue();
+        if queue.items.is_empty() {
+            return (self.shared.senders.load(Ordering::Acquire) == 0).then_some(0);
+        }
+        let count = queue.items.len().min(limit);
+        let before = buffer.len();
+        buffer.extend(queue.items.drain(..count));
+        if queue.items.is_empty() && queue.items.capacity() > KEPT_CAPACITY {
+            queue.items = VecDeque::new();
+        }
+        drop(queue);
+        let bytes: usize = buffer[before..].iter().map(Outbound::bytes).sum();
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        Some(count)
     }
 
     /// Cancelled when the queue overflows: the socket is a slow consumer.
     /// (An [`Outbound::Overflowed`] is queued too; the signal is for a task
     /// stuck in a write.)
     pub fn overflow_signal(&self) -> CancellationToken {
-        self.overflowed.clone()
+        self.shared.overflowed.clone()
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue();
+        queue.closed = true;
+        queue.items = VecDeque::new();
     }
 }
 
@@ -167,5 +270,73 @@ mod tests {
         let mut frames = Vec::new();
         receiver.recv_many(&mut frames, 10).await;
         assert!(outbox.push(2, Utf8Bytes::from_static("1234567890")));
+    }
+
+    #[tokio::test]
+    async fn the_end_is_seen_once_every_sender_is_gone_and_the_queue_is_empty() {
+        let (outbox, mut receiver) = outbox(100);
+        let other = outbox.clone();
+        assert!(outbox.push(1, Utf8Bytes::from_static("a")));
+        drop(outbox);
+        let mut queued = Vec::new();
+        assert_eq!(receiver.recv_many(&mut queued, 10).await, 1);
+        let waiting = tokio::spawn(async move {
+            let mut queued = Vec::new();
+            receiver.recv_many(&mut queued, 10).await
+        });
+        tokio::task::yield_now().await;
+        drop(other);
+        assert_eq!(
+            waiting.await.unwrap(),
+            0,
+            "a waiting receiver is woken by the last drop"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_push() {
+        let (outbox, mut receiver) = outbox(100);
+        let waiting = tokio::spawn(async move {
+            let mut queued = Vec::new();
+            let received = receiver.recv_many(&mut queued, 10).await;
+            (received, queued)
+        });
+        tokio::task::yield_now().await;
+        assert!(outbox.push(7, Utf8Bytes::from_static("x")));
+        let (received, queued) = waiting.await.unwrap();
+        assert_eq!(received, 1);
+        assert!(matches!(queued[0], Outbound::Frame { seq: 7, .. }));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_queued_once_the_receiver_is_gone() {
+        let (outbox, receiver) = outbox(100);
+        drop(receiver);
+        assert!(!outbox.push(1, Utf8Bytes::from_static("a")));
+        assert!(!outbox.signal(Outbound::Drain));
+    }
+
+    #[tokio::test]
+    async fn at_most_limit_are_taken_and_the_rest_stays_queued() {
+        let (outbox, mut receiver) = outbox(100);
+        for seq in 1..=5 {
+            assert!(outbox.push(seq, Utf8Bytes::from_static("ab")));
+        }
+        let mut queued = Vec::new();
+        assert_eq!(receiver.recv_many(&mut queued, 3).await, 3);
+        assert_eq!(receiver.recv_many(&mut queued, 3).await, 2);
+        let seqs: Vec<u64> = queued
+            .iter()
+            .map(|item| match item {
+                Outbound::Frame { seq, .. } => *seq,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5], "in order, each once");
+        // All 10 bytes were taken out again: a full 100 fits.
+        assert!(outbox.push(
+            6,
+            Utf8Bytes::from(String::from_utf8(vec![b'z'; 100]).unwrap())
+        ));
     }
 }

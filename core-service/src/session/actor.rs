@@ -25,6 +25,10 @@ use crate::error::CoreError;
 use crate::registry::ActorContext;
 use crate::store::SessionKey;
 
+/// The batch buffer an idle actor keeps (what its channel's `recv_many`
+/// reserves first); a larger one is dropped after its batch.
+const KEPT_BATCH_CAPACITY: usize = 32;
+
 /// Starts the actor of `key`; it loads the session from the store first.
 pub(crate) fn spawn_actor(
     key: SessionKey,
@@ -59,7 +63,7 @@ async fn run(
             context.forget(&key, actor_id);
             commands.close();
             while let Some(envelope) = commands.recv().await {
-                envelope.command.fail(err.clone());
+                (*envelope.command).fail(err.clone());
             }
             return;
         }
@@ -67,7 +71,9 @@ async fn run(
     tracing::debug!(session = %key, head_seq = state.head_seq, "session actor started");
     let mut tick = tokio::time::interval(context.config.tick_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut queued = Vec::with_capacity(context.config.max_batch);
+    // Grown by the batches that need it and given back after a large one:
+    // every session holds this for its lifetime, most of it idle.
+    let mut queued = Vec::new();
     let mut last_activity_ms = context.clock.now_ms();
     loop {
         tokio::select! {
@@ -79,6 +85,9 @@ async fn run(
                 if let Err(err) = process(&mut state, &context, queued.drain(..)).await {
                     stop_after_failure(&key, actor_id, &context, commands, err).await;
                     return;
+                }
+                if queued.capacity() > KEPT_BATCH_CAPACITY {
+                    queued = Vec::new();
                 }
             }
             _ = tick.tick() => {
@@ -186,7 +195,7 @@ async fn process(
     envelopes: impl Iterator<Item = Envelope>,
 ) -> Result<(), CoreError> {
     let (commands, callers): (Vec<Command>, Vec<tracing::Span>) = envelopes
-        .map(|envelope| (envelope.command, envelope.span))
+        .map(|envelope| (*envelope.command, envelope.span))
         .unzip();
     let span = batch_span(&state.key, &callers);
     process_batch(state, context, commands)
@@ -453,7 +462,7 @@ async fn stop_after_failure(
     context.forget(key, actor_id);
     commands.close();
     while let Some(envelope) = commands.recv().await {
-        envelope.command.fail(err.clone());
+        (*envelope.command).fail(err.clone());
     }
 }
 

@@ -30,7 +30,9 @@ pub(crate) enum Delivery {
 /// it: the actor's work for it, store calls included, joins that trace.
 #[derive(Debug)]
 pub(crate) struct Envelope {
-    pub(crate) command: Command,
+    /// Boxed: an actor's channel allocates slots in blocks of 32, and a
+    /// `Command` inline would make every session's first block ~9 KiB.
+    pub(crate) command: Box<Command>,
     pub(crate) span: tracing::Span,
 }
 
