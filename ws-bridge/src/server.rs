@@ -324,7 +324,7 @@ impl Bridge {
                         Some(ws_config),
                     )
                     .await;
-                    socket::run(ws, client, context).await;
+                    socket::run(Box::new(ws), client, context).await;
                 }
                 Err(err) => tracing::debug!(error = %err, "upgrade failed"),
             }

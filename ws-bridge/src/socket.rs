@@ -125,11 +125,12 @@ fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
 /// Runs one client socket to its end.
 ///
 /// Every idle socket holds this future for its lifetime, so it is kept small
-/// (see BENCHMARKS.md, idle memory): the context is shared behind an `Arc`,
-/// and the rare, large awaits (attach, join, rejoin, leave) are boxed, so
+/// (see BENCHMARKS.md, idle memory): the stream and the client's details are
+/// boxed (an async fn keeps its arguments twice), the context is shared
+/// behind an `Arc`, and the rare, large awaits (attach, join, rejoin, leave) are boxed, so
 /// their state is allocated only while they run instead of being reserved in
 /// every socket's future.
-pub async fn run(mut ws: Ws, client: Box<Client>, context: Arc<SocketContext>) {
+pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContext>) {
     let _permit = match client.permit {
         Ok(permit) => permit,
         Err(refused) => {
@@ -349,13 +350,19 @@ impl Writer<'_> {
         };
         let written = match first {
             Some(written) => written,
-            None => tokio::select! {
-                written = tokio::time::timeout(self.write_timeout, write) => match written {
-                    Ok(written) => written,
-                    Err(_) => return Err(WriteFailure::Broken),
-                },
-                _ = self.overflowed.cancelled() => return Err(WriteFailure::Overflowed),
-            },
+            // Boxed: the timer and the cancellation wait exist only while a
+            // write waits, not in every idle socket's future.
+            None => {
+                Box::pin(async {
+                    tokio::select! {
+                        written = tokio::time::timeout(self.write_timeout, write) => {
+                            written.map_err(|_| WriteFailure::Broken)
+                        }
+                        _ = self.overflowed.cancelled() => Err(WriteFailure::Overflowed),
+                    }
+                })
+                .await?
+            }
         };
         written.map_err(|_| WriteFailure::Broken)
     }
