@@ -43,7 +43,9 @@ pub async fn connect(
     if let Some(source) = source {
         // Runs back to back would leave thousands of TIME_WAIT sockets on
         // each source address, whose ports bind() will not hand out again:
-        // a load client's socket ends with a reset instead (linger 0).
+        // a load client's socket ends with a reset instead (linger 0), and
+        // SO_REUSEADDR lets bind() take the ports that an earlier run (or
+        // another tool) still holds in TIME_WAIT.
         socket.set_reuseaddr(true)?;
         socket.set_zero_linger()?;
         socket

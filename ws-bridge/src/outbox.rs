@@ -47,9 +47,9 @@ impl Outbound {
     }
 }
 
-/// A queue that has room kept after a burst gives it back once drained, so
-/// an idle socket does not hold the high-water mark of its busiest moment.
-const KEPT_CAPACITY: usize = 64;
+/// Once drained, a queue that a burst grew past this many entries gives its
+/// memory back, so an idle socket does not keep its busiest moment's size.
+pub const KEPT_CAPACITY: usize = 8;
 
 /// One allocation per socket, nothing more until something is queued: every
 /// idle socket holds one, so it is kept small. (A tokio mpsc channel would
@@ -58,7 +58,7 @@ const KEPT_CAPACITY: usize = 64;
 struct Shared {
     queue: Mutex<Queue>,
     /// The socket's task, when it waits for the queue.
-    receiver: AtomicWaker,
+    waiting_task: AtomicWaker,
     queued_bytes: AtomicUsize,
     /// Checked on every push: an atomic load, where the token's own
     /// `is_cancelled` takes a mutex (once per socket per event on the fan-out).
@@ -91,7 +91,7 @@ impl Shared {
             }
             queue.items.push_back(item);
         }
-        self.receiver.wake();
+        self.waiting_task.wake();
         true
     }
 }
@@ -113,7 +113,7 @@ pub struct OutboxReceiver {
 pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
-        receiver: AtomicWaker::new(),
+        waiting_task: AtomicWaker::new(),
         queued_bytes: AtomicUsize::new(0),
         has_overflowed: AtomicBool::new(false),
         overflowed: CancellationToken::new(),
@@ -141,7 +141,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.receiver.wake();
+            self.shared.waiting_task.wake();
         }
     }
 }
@@ -186,7 +186,7 @@ impl OutboxReceiver {
             if let Some(received) = self.take(buffer, limit) {
                 return Poll::Ready(received);
             }
-            self.shared.receiver.register(cx.waker());
+            self.shared.waiting_task.register(cx.waker());
             // A push between the first look and the registration woke no
             // one: look again now that a push will.
             match self.take(buffer, limit) {

@@ -127,9 +127,9 @@ fn error_frame(err: &CoreError, action: Option<&str>) -> Utf8Bytes {
 /// Every idle socket holds this future for its lifetime, so it is kept small
 /// (see BENCHMARKS.md, idle memory): the stream and the client's details are
 /// boxed (an async fn keeps its arguments twice), the context is shared
-/// behind an `Arc`, and the rare, large awaits (attach, join, rejoin, leave) are boxed, so
-/// their state is allocated only while they run instead of being reserved in
-/// every socket's future.
+/// behind an `Arc`, and the rare, large awaits (attach, join, rejoin, leave)
+/// are boxed, so their state is allocated only while they run instead of
+/// being reserved in every socket's future.
 pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContext>) {
     let _permit = match client.permit {
         Ok(permit) => permit,
@@ -657,6 +657,10 @@ impl Session {
                                 return Ended::Closed;
                             }
                         }
+                    }
+                    // Like the outbox, give back what a burst grew it to.
+                    if queued.capacity() > crate::outbox::KEPT_CAPACITY {
+                        queued = Vec::new();
                     }
                     sink.write(ws, frames).await
                 }

@@ -25,8 +25,8 @@ use crate::error::CoreError;
 use crate::registry::ActorContext;
 use crate::store::SessionKey;
 
-/// The batch buffer an idle actor keeps (what its channel's `recv_many`
-/// reserves first); a larger one is dropped after its batch.
+/// The batch buffer an actor keeps between batches; one that a burst grew
+/// larger is dropped after its batch.
 const KEPT_BATCH_CAPACITY: usize = 32;
 
 /// Starts the actor of `key`; it loads the session from the store first.
