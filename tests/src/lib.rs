@@ -377,8 +377,25 @@ impl Client {
 
     /// Asserts that nothing arrives for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
-        if let Some(frame) = self.try_recv(quiet).await {
-            panic!("expected no frame, got {frame}");
+        self.expect_silence_except(quiet, |_| false).await;
+    }
+
+    /// Asserts that for `quiet` nothing arrives but frames `allowed` accepts
+    /// (which may come, or not).
+    pub async fn expect_silence_except(
+        &mut self,
+        quiet: Duration,
+        allowed: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = self.try_recv(left).await else {
+                return;
+            };
+            if !allowed(&frame) {
+                panic!("expected no frame, got {frame}");
+            }
         }
     }
 
