@@ -124,15 +124,7 @@ pub struct CoreArgs {
     pub scylla: ScyllaArgs,
 }
 
-/// A setting that cannot be used, named.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {reason}")]
-pub struct ConfigError {
-    /// The flag at fault.
-    pub setting: &'static str,
-    /// Why.
-    pub reason: String,
-}
+pub use meno_common::config::ConfigError;
 
 impl CoreArgs {
     /// Validates the flags and builds the session configuration.

@@ -5,15 +5,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod grpc_auth;
 pub mod metrics;
 pub mod registry;
 pub mod server;
 mod session;
 pub mod store;
-pub mod telemetry;
 pub mod validate;
+
+pub use meno_common::{clock, grpc_auth, telemetry};

@@ -1,24 +1,12 @@
-//! The core's Prometheus metrics, and the tiny HTTP server that exposes them
-//! (`--metrics-listen`). Everything registers in the process-wide default
-//! registry, so a monolithic bridge's `/metrics` shows the core's too.
+//! The core's Prometheus metrics; [`serve`] exposes them (`--metrics-listen`).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use meno_common::metrics::registered;
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
     register_int_gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
-use tokio_util::sync::CancellationToken;
-
-fn registered<T>(metric: prometheus::Result<T>) -> T {
-    // Registration fails only for a duplicate name, a bug caught by any test.
-    metric.unwrap_or_else(|err| panic!("metric registration: {err}"))
-}
 
 /// Session actors running.
 pub static ACTIVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -88,40 +76,4 @@ pub static PRESENCE_EXPIRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
-/// The text exposition of every registered metric.
-pub fn render() -> String {
-    let families = prometheus::gather();
-    prometheus::TextEncoder::new()
-        .encode_to_string(&families)
-        .unwrap_or_else(|err| format!("# metrics encoding failed: {err}\n"))
-}
-
-/// Serves `GET /metrics` on `addr` until `stop` is cancelled.
-pub async fn serve(addr: SocketAddr, stop: CancellationToken) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = stop.cancelled() => return Ok(()),
-        };
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                |request: hyper::Request<hyper::body::Incoming>| async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        hyper::Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(render())))
-                    } else {
-                        hyper::Response::builder()
-                            .status(404)
-                            .body(Full::new(Bytes::from_static(b"not found\n")))
-                    };
-                    Ok::<_, Infallible>(response.unwrap_or_default())
-                },
-            );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
+pub use meno_common::metrics::{render, serve};

@@ -14,7 +14,7 @@ use meno_bridge::codec::seed000::{
 };
 use meno_bridge::codec::ErrorEnvelope;
 use meno_bridge::time_fmt::format_unix_ms;
-use meno_core::error::ErrorCode;
+use meno_common::error::ErrorCode;
 use meno_proto::session_event::Kind;
 use meno_proto::{ChatMessage, LeaseState, PresenceState, SessionEvent};
 use serde_json::Value;

@@ -10,7 +10,7 @@
 //! never panic on client input: bad input becomes a [`ProtocolError`], which
 //! the connection answers with an `error` envelope to the sender only.
 
-use meno_core::error::{CoreError, ErrorCode};
+use meno_common::error::{CoreError, ErrorCode};
 use meno_proto::PresenceStatus;
 use serde_json::{Map, Value};
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use meno_core::config::CoreArgs;
+use meno_common::config::ConfigError;
 
 use crate::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
 use crate::codec::Limits;
@@ -20,19 +20,20 @@ pub enum AuthMode {
     Jwt,
 }
 
-/// `meno-bridge` command line.
+/// The edge's command line: every flag of `meno-bridge` but the in-process
+/// core's, which the binary adds in a monolithic build.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "meno-bridge",
     version,
-    about = "meno-realtime ws-bridge: the WebSocket edge. \
-Without --core it hosts the core in the same process (monolithic mode)."
+    about = "meno-realtime ws-bridge: the WebSocket edge."
 )]
 pub struct BridgeArgs {
     /// HTTP/WebSocket listen address.
     #[arg(long, env = "MENO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The core's gRPC URL (e.g. http://core:50051). Absent: monolithic mode.
+    /// The core's gRPC URL (e.g. http://core:50051). Absent: monolithic mode
+    /// (the core in this process), where the build includes it.
     #[arg(long, env = "MENO_CORE")]
     pub core: Option<String>,
     /// The WebSocket path (seed-002 clients connect to wss://host/<stage>).
@@ -157,12 +158,9 @@ pub struct BridgeArgs {
     /// Log as JSON lines.
     #[arg(long, env = "MENO_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
-    /// Settings of the in-process core (monolithic mode only).
-    #[command(flatten)]
-    pub core_args: CoreArgs,
     /// OTLP trace export.
     #[command(flatten)]
-    pub traces: meno_core::telemetry::TraceArgs,
+    pub traces: meno_common::telemetry::TraceArgs,
 }
 
 /// What the bridge's tasks read: validated, shared.
@@ -218,8 +216,8 @@ impl Default for BridgeConfig {
 
 impl BridgeArgs {
     /// Validates the flags into a [`BridgeConfig`].
-    pub fn bridge_config(&self) -> Result<BridgeConfig, meno_core::config::ConfigError> {
-        let invalid = |setting: &'static str, reason: &str| meno_core::config::ConfigError {
+    pub fn bridge_config(&self) -> Result<BridgeConfig, ConfigError> {
+        let invalid = |setting: &'static str, reason: &str| ConfigError {
             setting,
             reason: reason.to_owned(),
         };
@@ -280,11 +278,8 @@ impl BridgeArgs {
         })
     }
 
-    fn authenticator(&self) -> Result<Option<Authenticator>, meno_core::config::ConfigError> {
-        let invalid = |setting: &'static str, reason: String| meno_core::config::ConfigError {
-            setting,
-            reason,
-        };
+    fn authenticator(&self) -> Result<Option<Authenticator>, ConfigError> {
+        let invalid = |setting: &'static str, reason: String| ConfigError { setting, reason };
         if self.auth == AuthMode::None {
             return Ok(None);
         }

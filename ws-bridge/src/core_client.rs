@@ -7,11 +7,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use meno_core::grpc_auth::BearerToken;
+use meno_common::grpc_auth::BearerToken;
+use meno_common::key::SessionKey;
 use meno_proto::{
     chat_service_client::ChatServiceClient, connection_service_client::ConnectionServiceClient,
     event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
-    presence_service_client::PresenceServiceClient,
+    presence_service_client::PresenceServiceClient, SessionRef,
 };
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
@@ -65,8 +66,9 @@ impl tower::Service<http::Request<Body>> for CoreTransport {
                     .get("grpc-timeout")
                     .and_then(|value| parse_grpc_timeout(value.as_bytes()));
                 // The core's request span, as its TCP server would open it.
-                let span =
-                    meno_core::telemetry::propagation::in_process_server_span(request.uri().path());
+                let span = meno_common::telemetry::propagation::in_process_server_span(
+                    request.uri().path(),
+                );
                 let call = routes.call(request);
                 Box::pin(
                     async move {
@@ -119,8 +121,16 @@ pub struct CallMetadata {
 impl tonic::service::Interceptor for CallMetadata {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let mut request = self.token.call(request)?;
-        meno_core::telemetry::propagation::inject_current(request.metadata_mut());
+        meno_common::telemetry::propagation::inject_current(request.metadata_mut());
         Ok(request)
+    }
+}
+
+/// A session, as gRPC requests name it.
+pub fn session_ref(key: &SessionKey) -> SessionRef {
+    SessionRef {
+        tenant: key.tenant.clone(),
+        session_id: key.session_id.clone(),
     }
 }
 
@@ -149,7 +159,7 @@ impl CoreClient {
     }
 
     /// Clients of a core in this process: its services are called directly.
-    /// `routes` are the core's (`meno_core::server::Core::in_process_routes`).
+    /// `routes` are the core's (`meno_core::server::Core::in_process_routes`, in a monolithic build).
     pub fn in_process(routes: tonic::service::Routes, timeout: Duration) -> Self {
         Self::over(
             CoreTransport::Local(routes),

@@ -1,7 +1,8 @@
 //! The hub fans session events out to this bridge's sockets.
 //!
 //! One upstream `Subscribe` stream per session with local sockets; each event
-//! is encoded once and the same bytes are queued to every local socket. The
+//! is encoded once per dialect present and the same bytes are queued to every
+//! local socket of that dialect. The
 //! task reading a stream never waits on a socket, and the hub holds no domain
 //! state: only which sockets are here.
 
@@ -9,37 +10,38 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use meno_core::store::SessionKey;
+use meno_common::key::SessionKey;
 use meno_proto::{
-    subscribe_response, target, ConnectionInfo, RefreshRequest, SessionEvent, SessionRef,
-    SubscribeRequest,
+    subscribe_response, target, ConnectionInfo, RefreshRequest, SessionEvent, SubscribeRequest,
 };
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::codec::seed000;
 use crate::config::BridgeConfig;
-use crate::core_client::CoreClient;
+use crate::core_client::{session_ref, CoreClient};
+use crate::dialect::{DialectId, DIALECT_COUNT};
 use crate::outbox::{Outbound, Outbox};
 
 /// Why a socket could not be attached to its session: the core's refusal.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the core cannot stream this session: {0}")]
-pub struct AttachError(pub meno_core::error::CoreError);
+pub struct AttachError(pub meno_common::error::CoreError);
 
 /// What a session's upstream stream is doing.
 #[derive(Debug, Clone)]
 enum Upstream {
     Connecting,
     Live,
-    Failed(meno_core::error::CoreError),
+    Failed(meno_common::error::CoreError),
 }
 
 /// A local socket as the fan-out sees it.
 #[derive(Debug)]
 struct LocalSocket {
     connection: ConnectionInfo,
+    dialect: DialectId,
     outbox: Outbox,
 }
 
@@ -59,12 +61,10 @@ impl Fanout {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Encodes `event` once and queues it to every socket it is for.
+    /// Encodes `event` once per dialect (on first need) and queues it to
+    /// every socket it is for.
     fn deliver(&self, event: &SessionEvent) {
-        let Some(text) = seed000::encode_event(&self.key.session_id, event) else {
-            return;
-        };
-        let frame = Utf8Bytes::from(text);
+        let mut encoded: [Option<Option<Utf8Bytes>>; DIALECT_COUNT] = Default::default();
         let target = event.target.as_ref().and_then(|target| target.to.as_ref());
         let mut delivered = 0;
         for socket in self.sockets().values() {
@@ -73,7 +73,16 @@ impl Fanout {
                 Some(target::To::ConnectionId(id)) => socket.connection.connection_id == *id,
                 Some(target::To::UserId(id)) => socket.connection.participant_id == *id,
             };
-            if wanted {
+            if !wanted {
+                continue;
+            }
+            let frame = encoded[usize::from(socket.dialect.0)].get_or_insert_with(|| {
+                socket
+                    .dialect
+                    .dialect()
+                    .encode_event(&self.key.session_id, event)
+            });
+            if let Some(frame) = frame {
                 if socket.outbox.push(event.seq, frame.clone()) {
                     delivered += 1;
                 } else {
@@ -119,6 +128,8 @@ struct HubInner {
     config: Arc<BridgeConfig>,
     next_socket_id: std::sync::atomic::AtomicU64,
     draining: std::sync::atomic::AtomicBool,
+    /// The bridge's drain waits for the session tasks too.
+    tracker: TaskTracker,
 }
 
 /// This bridge's sessions and their local sockets.
@@ -128,8 +139,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub streaming from `core`.
-    pub fn new(core: CoreClient, config: Arc<BridgeConfig>) -> Self {
+    /// A hub streaming from `core`; its session tasks are spawned on
+    /// `tracker`, which the bridge's drain waits for.
+    pub fn new(core: CoreClient, config: Arc<BridgeConfig>, tracker: TaskTracker) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 sessions: Mutex::default(),
@@ -137,6 +149,7 @@ impl Hub {
                 config,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                tracker,
             }),
         }
     }
@@ -179,6 +192,7 @@ impl Hub {
         &self,
         key: SessionKey,
         connection: ConnectionInfo,
+        dialect: DialectId,
         outbox: Outbox,
     ) -> Result<Attached, AttachError> {
         let socket_id = self
@@ -194,9 +208,14 @@ impl Hub {
                     self.start_fanout(key.clone())
                 })
                 .clone();
-            fanout
-                .sockets()
-                .insert(socket_id, LocalSocket { connection, outbox });
+            fanout.sockets().insert(
+                socket_id,
+                LocalSocket {
+                    connection,
+                    dialect,
+                    outbox,
+                },
+            );
             fanout
         };
         let attached = Attached {
@@ -210,14 +229,14 @@ impl Hub {
             .await
             .map(|state| state.clone())
             .unwrap_or_else(|_| {
-                Upstream::Failed(meno_core::error::CoreError::unavailable(
+                Upstream::Failed(meno_common::error::CoreError::unavailable(
                     "the session stream stopped",
                 ))
             });
         match state {
             Upstream::Live => Ok(attached),
             Upstream::Failed(reason) => Err(AttachError(reason)),
-            Upstream::Connecting => Err(AttachError(meno_core::error::CoreError::unavailable(
+            Upstream::Connecting => Err(AttachError(meno_common::error::CoreError::unavailable(
                 "the session stream stopped",
             ))),
         }
@@ -248,23 +267,16 @@ impl Hub {
             upstream,
             stop: CancellationToken::new(),
         });
-        tokio::spawn(run_upstream(
+        self.inner.tracker.spawn(run_upstream(
             Arc::clone(&fanout),
             Arc::clone(&self.inner.core),
         ));
-        tokio::spawn(run_refresh(
+        self.inner.tracker.spawn(run_refresh(
             Arc::clone(&fanout),
             Arc::clone(&self.inner.core),
             self.inner.config.refresh_interval,
         ));
         fanout
-    }
-}
-
-fn session_ref(key: &SessionKey) -> SessionRef {
-    SessionRef {
-        tenant: key.tenant.clone(),
-        session_id: key.session_id.clone(),
     }
 }
 
@@ -335,7 +347,7 @@ async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
                     // Sockets waiting to attach give up; the stream keeps
                     // trying and turns live again when the core answers.
                     fanout.upstream.send_replace(Upstream::Failed(
-                        meno_core::error::CoreError::from_status(&status),
+                        meno_common::error::CoreError::from_status(&status),
                     ));
                 }
             }

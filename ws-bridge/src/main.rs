@@ -1,28 +1,54 @@
-//! `meno-bridge`: the WebSocket edge; without `--core`, the whole system in
-//! one process (monolithic mode).
-
-use std::sync::Arc;
+//! `meno-bridge`: the WebSocket edge. In a monolithic build (the default
+//! feature `monolithic`) and without `--core`, the whole system in one
+//! process; the edge-only build (`--no-default-features`) needs `--core`.
 
 use anyhow::Context;
 use clap::Parser;
-use meno_bridge::config::BridgeArgs;
+use meno_bridge::config::{BridgeArgs, BridgeConfig};
 use meno_bridge::core_client::CoreClient;
 use meno_bridge::server::Bridge;
-use meno_core::clock::SystemClock;
-use meno_core::server::{open_store, Core};
 use tokio_util::sync::CancellationToken;
+
+#[cfg(feature = "monolithic")]
+mod monolithic;
+
+#[cfg(feature = "monolithic")]
+const ABOUT: &str = "meno-realtime ws-bridge: the WebSocket edge. \
+Without --core it hosts the core in the same process (monolithic mode).";
+#[cfg(not(feature = "monolithic"))]
+const ABOUT: &str =
+    "meno-realtime ws-bridge: the WebSocket edge (edge-only build: --core is required).";
+
+/// `meno-bridge` command line: the edge's flags, plus the in-process core's
+/// in a monolithic build.
+#[derive(Debug, Parser)]
+#[command(name = "meno-bridge", version, about = ABOUT)]
+struct Cli {
+    #[command(flatten)]
+    bridge: BridgeArgs,
+    #[cfg(feature = "monolithic")]
+    #[command(
+        flatten,
+        next_help_heading = "In-process core (monolithic mode, without --core)"
+    )]
+    core: meno_core::config::CoreArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = BridgeArgs::parse();
-    let traces =
-        meno_core::telemetry::init_with_traces(args.log_json, &args.traces, "meno-bridge")?;
-    let served = serve(&args).await;
+    let cli = Cli::parse();
+    let traces = meno_common::telemetry::init_with_traces(
+        cli.bridge.log_json,
+        &cli.bridge.traces,
+        "meno-bridge",
+    )?;
+    let served = serve(&cli).await;
     traces.shutdown().await;
     served
 }
 
-async fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let args = &cli.bridge;
     let config = args.bridge_config()?;
     if config.auth.is_none() {
         tracing::warn!(
@@ -30,42 +56,21 @@ async fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
              session under any identity; use --auth jwt outside local development"
         );
     }
+    #[cfg(feature = "monolithic")]
     let (core_client, in_process_core) = match &args.core {
-        Some(url) => {
-            let token = args
-                .grpc_token_file
-                .as_deref()
-                .map(meno_core::grpc_auth::read_token_file)
-                .transpose()
-                .map_err(|reason| anyhow::anyhow!("invalid setting --grpc-token-file: {reason}"))?;
-            let token = meno_core::grpc_auth::BearerToken::new(token.as_deref())?;
-            let ca = args
-                .core_tls_ca
-                .as_deref()
-                .map(|path| {
-                    std::fs::read(path)
-                        .with_context(|| format!("reading --core-tls-ca {}", path.display()))
-                })
-                .transpose()?;
-            let client = CoreClient::connect_lazy_with(url, config.core_timeout, token, ca)
-                .with_context(|| format!("invalid --core {url}"))?;
-            tracing::info!(core = %url, "edge mode: using a remote core");
-            (client, None)
-        }
+        Some(url) => (remote_core(args, &config, url)?, None),
         None => {
-            let session_config = args.core_args.session_config()?;
-            let store = open_store(&args.core_args)
-                .await
-                .context("opening the store")?;
-            let core = Core::new(store, Arc::new(SystemClock), session_config).await;
-            tracing::info!(
-                store = ?args.core_args.store,
-                data_dir = %args.core_args.data_dir.display(),
-                "monolithic mode: core in process"
-            );
-            let client = CoreClient::in_process(core.in_process_routes(), config.core_timeout);
+            let (client, core) = monolithic::start(&cli.core, config.core_timeout).await?;
             (client, Some(core))
         }
+    };
+    #[cfg(not(feature = "monolithic"))]
+    let core_client = match &args.core {
+        Some(url) => remote_core(args, &config, url)?,
+        None => anyhow::bail!(
+            "missing --core URL: this meno-bridge is an edge-only build (built without the \
+             `monolithic` feature) and cannot host the core itself"
+        ),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -77,19 +82,39 @@ async fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         args.listen
     );
     let stop = CancellationToken::new();
-    tokio::spawn(meno_core::telemetry::cancel_on_signal(stop.clone()));
+    tokio::spawn(meno_common::telemetry::cancel_on_signal(stop.clone()));
     let mut bridge = Bridge::new(core_client, config);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         bridge = bridge.with_tls(cert, key)?;
         tracing::info!("serving https and wss");
     }
     bridge.serve(listener, stop, args.drain_timeout).await;
+    #[cfg(feature = "monolithic")]
     if let Some(core) = in_process_core {
-        core.begin_drain().await;
-        if !core.drained(args.drain_timeout).await {
-            tracing::warn!("drain deadline passed with session actors still running");
-        }
+        core.stop(args.drain_timeout).await;
     }
     tracing::info!("meno-bridge stopped");
     Ok(())
+}
+
+/// The client of a core process at `url`, with the token and CA the flags name.
+fn remote_core(args: &BridgeArgs, config: &BridgeConfig, url: &str) -> anyhow::Result<CoreClient> {
+    let token = args
+        .grpc_token_file
+        .as_deref()
+        .map(meno_common::grpc_auth::read_token_file)
+        .transpose()
+        .map_err(|reason| anyhow::anyhow!("invalid setting --grpc-token-file: {reason}"))?;
+    let token = meno_common::grpc_auth::BearerToken::new(token.as_deref())?;
+    let ca = args
+        .core_tls_ca
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path).with_context(|| format!("reading --core-tls-ca {}", path.display()))
+        })
+        .transpose()?;
+    let client = CoreClient::connect_lazy_with(url, config.core_timeout, token, ca)
+        .with_context(|| format!("invalid --core {url}"))?;
+    tracing::info!(core = %url, "edge mode: using a remote core");
+    Ok(client)
 }

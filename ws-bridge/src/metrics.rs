@@ -3,15 +3,12 @@
 
 use std::sync::LazyLock;
 
+use meno_common::metrics::registered;
+
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
     register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
-
-fn registered<T>(metric: prometheus::Result<T>) -> T {
-    // Registration fails only for a duplicate name, a bug caught by any test.
-    metric.unwrap_or_else(|err| panic!("metric registration: {err}"))
-}
 
 /// Open WebSocket connections, by client kind.
 pub static CONNECTIONS: LazyLock<IntGaugeVec> = LazyLock::new(|| {

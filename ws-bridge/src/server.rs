@@ -18,14 +18,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{token_from_request, AuthError, Identity};
+use crate::auth::{token_from_request, AuthError};
 use crate::config::BridgeConfig;
-use crate::connect::{parse_connect_fields, ConnectFields, ConnectParams};
 use crate::core_client::CoreClient;
+use crate::dialect::{self, Admission, Dialect, PendingConnect, Refusal};
 use crate::hub::Hub;
 use crate::limits::ConnectionLimiter;
 use crate::socket::{self, Client, SocketContext};
-use meno_core::store::DEFAULT_TENANT;
 
 const DEMO_PAGE: &str = include_str!("demo.html");
 
@@ -48,20 +47,16 @@ impl std::fmt::Debug for Bridge {
     }
 }
 
-/// Who an upgrade admits.
-#[derive(Debug)]
-struct Admitted {
-    params: ConnectParams,
-    tenant: String,
-    identity: Option<Identity>,
-}
-
 type HttpResponse = Response<Full<Bytes>>;
 
 /// A certificate or key that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS: {0}")]
 pub struct TlsError(String);
+
+fn refused(refusal: &Refusal) -> HttpResponse {
+    text(refusal.status, format!("{}\n", refusal.reason))
+}
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
@@ -77,14 +72,17 @@ impl Bridge {
     /// A bridge talking to `core`.
     pub fn new(core: CoreClient, config: BridgeConfig) -> Self {
         let config = Arc::new(config);
-        let hub = Hub::new(core.clone(), Arc::clone(&config));
+        // One tracker for every task the bridge spawns: connections, sockets
+        // and the hub's per-session streams, so the drain waits for all.
+        let tracker = TaskTracker::new();
+        let hub = Hub::new(core.clone(), Arc::clone(&config), tracker.clone());
         let draining = CancellationToken::new();
         let limiter = ConnectionLimiter::new(Arc::new(config.rate_limits.clone()));
         Self {
             limiter,
             tls: None,
             context: Arc::new(SocketContext { core, hub, config }),
-            tracker: TaskTracker::new(),
+            tracker,
             draining,
         }
     }
@@ -209,13 +207,17 @@ impl Bridge {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
         }
-        if path == self.context.config.ws_path {
-            return self.upgrade(request, peer).await;
+        let protocols = request
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok());
+        if let Some(dialect) = dialect::select(path, &self.context.config.ws_path, protocols) {
+            return self.upgrade(dialect, request, peer).await;
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/metrics" => {
-                let mut response = text(StatusCode::OK, meno_core::metrics::render());
+                let mut response = text(StatusCode::OK, meno_common::metrics::render());
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -243,16 +245,21 @@ impl Bridge {
         }
     }
 
-    /// Validates the handshake, the origin, the token and the seed-000
-    /// query, then upgrades. Every refusal is an HTTP status with a one-line
-    /// reason, before any WebSocket exists.
-    async fn upgrade(&self, mut request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+    /// Validates the handshake, the origin, the token and the dialect's
+    /// connect query, then upgrades. Every refusal is an HTTP status with a
+    /// one-line reason, before any WebSocket exists.
+    async fn upgrade(
+        &self,
+        dialect: &'static dyn Dialect,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> HttpResponse {
         if self.draining.is_cancelled() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
         }
-        let fields = match parse_connect_fields(request.uri().query()) {
-            Ok(fields) => fields,
-            Err(err) => return text(StatusCode::BAD_REQUEST, format!("{err}\n")),
+        let pending = match dialect.connect(request.uri().query()) {
+            Ok(pending) => pending,
+            Err(refusal) => return refused(&refusal),
         };
         let headers = request.headers();
         let is_upgrade = headers
@@ -281,10 +288,11 @@ impl Bridge {
         let protocols = headers
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|value| value.to_str().ok());
-        let (token, protocol) = token_from_request(fields.token.as_deref(), protocols);
-        let admitted = match self.admit(fields, token).await {
-            Ok(admitted) => admitted,
-            Err(refusal) => return *refusal,
+        let (token, protocol) = token_from_request(pending.token(), protocols);
+        let protocol = dialect.subprotocol().map(str::to_owned).or(protocol);
+        let admission = match self.admit(pending, token).await {
+            Ok(admission) => admission,
+            Err(refusal) => return refused(&refusal),
         };
         let user_agent: String = headers
             .get(header::USER_AGENT)
@@ -293,13 +301,12 @@ impl Bridge {
             .chars()
             .take(256)
             .collect();
-        let permit =
-            self.limiter
-                .admit(&admitted.tenant, &admitted.params.participant_id, peer.ip());
+        let permit = self
+            .limiter
+            .admit(&admission.tenant, &admission.user_id, peer.ip());
         let client = Box::new(Client {
-            params: admitted.params,
-            tenant: admitted.tenant,
-            identity: admitted.identity,
+            dialect,
+            admission,
             permit,
             ip: peer.ip().to_string(),
             user_agent,
@@ -368,85 +375,21 @@ impl Bridge {
         }
     }
 
-    /// Decides who connects: the query alone (auth none), or the token's
-    /// claims, which the query may repeat but not contradict (auth jwt).
+    /// Decides who connects: the dialect binds the query alone (auth none),
+    /// or the verified token's identity (auth jwt).
     async fn admit(
         &self,
-        fields: ConnectFields,
+        pending: Box<dyn PendingConnect>,
         token: Option<String>,
-    ) -> Result<Admitted, Box<HttpResponse>> {
-        let unauthorized =
-            |reason: String| Box::new(text(StatusCode::UNAUTHORIZED, format!("{reason}\n")));
+    ) -> Result<Admission, Refusal> {
         let Some(auth) = &self.context.config.auth else {
-            let missing =
-                |field| Box::new(text(StatusCode::BAD_REQUEST, format!("missing {field}\n")));
-            return Ok(Admitted {
-                params: ConnectParams {
-                    session_id: fields.session_id,
-                    participant_id: fields
-                        .participant_id
-                        .ok_or_else(|| missing("participantId"))?,
-                    name: fields.name.ok_or_else(|| missing("name"))?,
-                    role: fields.role.ok_or_else(|| missing("role"))?,
-                    client: fields.client,
-                    last_seq: fields.last_seq,
-                },
-                tenant: DEFAULT_TENANT.to_owned(),
-                identity: None,
-            });
+            return pending.admit(None);
         };
-        let token = token.ok_or_else(|| unauthorized(AuthError::Missing.to_string()))?;
+        let token = token.ok_or_else(|| Refusal::unauthorized(AuthError::Missing.to_string()))?;
         let identity = auth
             .verify(&token)
             .await
-            .map_err(|err| unauthorized(err.to_string()))?;
-        if !identity.sessions.allows(&fields.session_id) {
-            return Err(Box::new(text(
-                StatusCode::FORBIDDEN,
-                format!("the token does not grant session {}\n", fields.session_id),
-            )));
-        }
-        if fields
-            .participant_id
-            .as_ref()
-            .is_some_and(|id| *id != identity.participant_id)
-        {
-            return Err(unauthorized(
-                "participantId contradicts the token's subject".into(),
-            ));
-        }
-        if let (Some(asked), Some(granted)) = (fields.role, identity.role) {
-            if asked != granted {
-                return Err(unauthorized("role contradicts the token's role".into()));
-            }
-        }
-        if let (Some(asked), Some(granted)) = (&fields.name, &identity.name) {
-            if asked != granted.trim() {
-                return Err(unauthorized("name contradicts the token's name".into()));
-            }
-        }
-        let role = identity.role.or(fields.role).ok_or_else(|| {
-            unauthorized("no role: neither the token nor the query gives one".into())
-        })?;
-        let name = identity
-            .name
-            .clone()
-            .or(fields.name)
-            .unwrap_or_else(|| identity.participant_id.clone());
-        Ok(Admitted {
-            params: ConnectParams {
-                session_id: fields.session_id,
-                participant_id: identity.participant_id.clone(),
-                name: name.trim().chars().take(80).collect(),
-                role,
-                client: fields.client,
-                last_seq: fields.last_seq,
-            },
-            tenant: identity
-                .tenant
-                .clone()
-                .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
-            identity: Some(identity),
-        })
+            .map_err(|err| Refusal::unauthorized(err.to_string()))?;
+        pending.admit(Some(identity))
     }
 }

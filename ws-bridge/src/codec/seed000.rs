@@ -25,8 +25,6 @@
 //!   UUIDv7), `kind` and `seq`; `messageId` is the client's id, or `id` for
 //!   messages that had none (sent by backends).
 
-use super::ClientCommand;
-
 mod decode;
 mod encode;
 
@@ -41,10 +39,10 @@ mod refusal_tests;
 #[cfg(test)]
 mod robustness_tests;
 
-pub use decode::{decode, decode_with};
+pub use decode::{decode, decode_request, decode_with};
 pub use encode::{
-    encode_chat_message, encode_error, encode_event, encode_lease, encode_pong, encode_snapshot,
-    encode_sync,
+    encode_auth_refreshed, encode_chat_message, encode_error, encode_event, encode_lease,
+    encode_pong, encode_snapshot, encode_sync,
 };
 
 /// The client actions of seed 000 (`request.body.action`).
@@ -79,20 +77,8 @@ pub mod envelope_type {
     pub const LEASE_STATE: &str = "control.lease.state";
     /// The answer to `system.ping`.
     pub const PONG: &str = "system.pong";
+    /// The answer to `system.auth.refresh`.
+    pub const AUTH_REFRESHED: &str = "system.auth.refreshed";
     /// A refusal, to the sender only.
     pub const ERROR: &str = "error";
-}
-
-/// The seed-000 action a command came from, for the `error` envelope that
-/// answers a refusal by the core.
-pub fn action_of(command: &ClientCommand) -> &'static str {
-    match command {
-        ClientCommand::ChatSend { .. } => action::CHAT_SEND,
-        ClientCommand::PresenceUpdate { .. } => action::PRESENCE_UPDATE,
-        ClientCommand::PresenceHeartbeat { .. } => action::PRESENCE_HEARTBEAT,
-        ClientCommand::LeaseSet { .. } => action::LEASE_SET,
-        ClientCommand::LeaseRelease { .. } => action::LEASE_RELEASE,
-        ClientCommand::Ping => action::PING,
-        ClientCommand::AuthRefresh { .. } => action::AUTH_REFRESH,
-    }
 }

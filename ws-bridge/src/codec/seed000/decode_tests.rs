@@ -5,8 +5,9 @@
 use meno_proto::PresenceStatus;
 use serde_json::{json, Map, Value};
 
-use super::{action_of, decode};
+use super::{decode, decode_request};
 use crate::codec::ClientCommand;
+use crate::codec::Limits;
 
 /// 2026-11-23T06:51:42.123Z
 const T: i64 = 1_795_416_702_123;
@@ -29,7 +30,7 @@ fn object(value: Value) -> Map<String, Value> {
 
 #[test]
 fn chat_send() {
-    let command = ok(json!({
+    let envelope = json!({
         "action": "chat.send",
         "payload": {
             "messageId": "m-1",
@@ -37,7 +38,8 @@ fn chat_send() {
             "createdAt": "2026-11-23T06:51:42.123Z",
             "meta": {"attachments": [{"url": "https://x/y.png"}], "tags": ["q"]}
         }
-    }));
+    });
+    let command = ok(envelope.clone());
     assert_eq!(
         command,
         ClientCommand::ChatSend {
@@ -49,7 +51,8 @@ fn chat_send() {
             )),
         }
     );
-    assert_eq!(action_of(&command), "chat.send");
+    let (action, _) = decode_request(&envelope.to_string(), &Limits::default()).unwrap();
+    assert_eq!(action, "chat.send");
 }
 
 #[test]

@@ -106,6 +106,17 @@ pub fn encode_pong(server_time_ms: i64) -> String {
     })
 }
 
+/// `system.auth.refreshed`: the connection's new token was accepted.
+pub fn encode_auth_refreshed(expires_at_ms: i64) -> String {
+    to_json(&Envelope {
+        kind: envelope_type::AUTH_REFRESHED,
+        seq: None,
+        data: AuthRefreshedData {
+            expires_at: format_unix_ms(expires_at_ms),
+        },
+    })
+}
+
 /// `error`, for the sender only.
 pub fn encode_error(error: &ErrorEnvelope) -> String {
     to_json(&Envelope {
@@ -119,6 +130,12 @@ pub fn encode_error(error: &ErrorEnvelope) -> String {
             retry_after_ms: error.retry_after_ms,
         },
     })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthRefreshedData {
+    expires_at: String,
 }
 
 #[derive(Serialize)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use meno_core::error::{CoreError, ErrorCode};
+use meno_common::error::{CoreError, ErrorCode};
 use meno_proto::session_event::Kind;
 use meno_proto::{ChatMessage, LeaseState, PresenceState, PresenceStatus, Role, SessionEvent};
 use serde_json::{json, Value};

@@ -7,7 +7,7 @@
 //! must parse to exactly the `data` object the mapping in `encode.rs` (and the
 //! module docs) promise, with no field more or less.
 
-use meno_core::error::ErrorCode;
+use meno_common::error::ErrorCode;
 use meno_proto::session_event::Kind;
 use meno_proto::{ChatMessage, LeaseState, PresenceState, PresenceStatus, SessionEvent};
 use proptest::prelude::*;

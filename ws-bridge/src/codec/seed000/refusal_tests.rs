@@ -1,7 +1,7 @@
 //! One test per kind of bad client input: each is refused with an error that
 //! names the field and what was expected, and never reaches the core.
 
-use meno_core::error::ErrorCode;
+use meno_common::error::ErrorCode;
 use serde_json::{json, Value};
 
 use super::{decode, decode_with};

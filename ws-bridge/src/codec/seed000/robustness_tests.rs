@@ -2,7 +2,7 @@
 //! valid envelopes, random token soup, and inputs built to exhaust recursion.
 //! Every refusal must still make a valid `error` envelope.
 
-use meno_core::error::ErrorCode;
+use meno_common::error::ErrorCode;
 use serde_json::Value;
 
 use super::{decode, encode_error};

@@ -1,0 +1,135 @@
+//! What each client command does: one handler per command, in its own file,
+//! each one gRPC call to the core (or, for a token refresh, a check here).
+//!
+//! Handlers are dialect-free: they get the [`Caller`] and the command's
+//! fields, and answer with a [`Reply`] for the sender alone or nothing
+//! (what others see comes back as session events through the hub). Adding a
+//! command is its handler file plus one arm in [`dispatch`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use meno_common::error::CoreError;
+use meno_common::key::SessionKey;
+use meno_proto::{Actor, ConnectionInfo, SessionRef};
+use tracing::{Instrument, Span};
+
+use crate::auth::{Authenticator, Identity};
+use crate::codec::{ClientCommand, ErrorEnvelope};
+pub use crate::core_client::session_ref;
+use crate::core_client::CoreClient;
+use crate::dialect::{Reply, Request, RequestTag};
+
+mod auth_refresh;
+mod chat_send;
+mod lease;
+mod presence;
+
+/// A command's answer for its sender, when it has one.
+pub type Outcome = Option<Reply>;
+
+/// A command running: resolves to its request's tag and its answer, errors
+/// included.
+pub type CallFuture = Pin<Box<dyn Future<Output = (RequestTag, Outcome)> + Send>>;
+
+/// Who runs a command, and against what.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The core.
+    pub core: CoreClient,
+    /// The session the command is for.
+    pub key: SessionKey,
+    /// The connection sending it.
+    pub connection: ConnectionInfo,
+    /// The token verifier (jwt mode), for refreshes.
+    pub authenticator: Option<Authenticator>,
+    /// The connection's verified identity (jwt mode).
+    pub identity: Option<Identity>,
+}
+
+impl Caller {
+    /// The session, as gRPC requests name it.
+    pub fn session(&self) -> Option<SessionRef> {
+        Some(session_ref(&self.key))
+    }
+
+    /// The sender, as gRPC requests name it.
+    pub fn actor(&self) -> Option<Actor> {
+        Some(Actor {
+            participant_id: self.connection.participant_id.clone(),
+            connection_id: self.connection.connection_id.clone(),
+            name: self.connection.name.clone(),
+            role: self.connection.role,
+        })
+    }
+}
+
+/// The span of one client action, the root of its trace: the core call made
+/// in it carries its context, so the core's and the store's spans join it.
+pub fn action_span(action: &'static str, key: &SessionKey, connection: &ConnectionInfo) -> Span {
+    tracing::info_span!(
+        "ws.action",
+        otel.kind = "server",
+        action,
+        session = %key,
+        participant = %connection.participant_id,
+        connection = %connection.connection_id,
+    )
+}
+
+/// Starts the command of `request`; resolves to what its sender alone gets.
+pub fn dispatch(caller: Arc<Caller>, request: Request) -> CallFuture {
+    let tag = request.tag;
+    let action = tag.action;
+    let span = action_span(action, &caller.key, &caller.connection);
+    Box::pin(
+        async move {
+            let _timer = crate::metrics::CORE_CALL_SECONDS
+                .with_label_values(&[action])
+                .start_timer();
+            let answered: Result<Outcome, CoreError> = match request.command {
+                ClientCommand::ChatSend {
+                    message_id,
+                    content,
+                    created_at_ms,
+                    meta,
+                } => chat_send::run(&caller, message_id, content, created_at_ms, meta).await,
+                ClientCommand::PresenceUpdate {
+                    status,
+                    is_typing,
+                    is_speaking,
+                    last_seen_ms,
+                    extra,
+                } => {
+                    let update = presence::Update {
+                        status,
+                        is_typing,
+                        is_speaking,
+                        last_seen_ms,
+                        extra,
+                    };
+                    presence::update(&caller, update).await
+                }
+                ClientCommand::PresenceHeartbeat { last_seen_ms } => {
+                    presence::heartbeat(&caller, last_seen_ms).await
+                }
+                ClientCommand::LeaseSet {
+                    lease_id,
+                    step_index,
+                    lease_duration_ms,
+                } => lease::set(&caller, lease_id, step_index, lease_duration_ms).await,
+                ClientCommand::LeaseRelease { lease_id } => lease::release(&caller, lease_id).await,
+                ClientCommand::Ping => Ok(Some(Reply::Pong {
+                    server_time_ms: crate::now_ms(),
+                })),
+                ClientCommand::AuthRefresh { token } => auth_refresh::run(&caller, &token).await,
+            };
+            let outcome = answered.unwrap_or_else(|err| {
+                Some(Reply::Error(ErrorEnvelope::from_core(&err, Some(action))))
+            });
+            (tag, outcome)
+        }
+        .instrument(span),
+    )
+}

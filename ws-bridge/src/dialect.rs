@@ -1,0 +1,238 @@
+//! The dialect seam: one WebSocket client protocol per module behind one trait.
+//!
+//! A [`Dialect`] owns everything a client protocol decides: how it is
+//! selected at upgrade (a path under `--ws-path`, or a subprotocol), how its
+//! connect parameters become an [`Admission`] (identity and the session to
+//! join), how its frames decode into [`ClientCommand`]s, and how events and
+//! replies encode into its frames. The socket loop, limits, outbox,
+//! keepalive, drain and closing handshake know no dialect; the hub encodes
+//! each event once per dialect present and shares the bytes.
+//!
+//! A dialect must never touch a socket, call the core or hold state: it is
+//! a pure translation, so each one is tested (and fuzzed) on its own.
+//! Today's dialects: [`seed000`].
+
+use http::StatusCode;
+use meno_proto::{ClientKind, JoinResponse, Role, SessionEvent};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::auth::Identity;
+use crate::codec::{ClientCommand, ErrorEnvelope, Limits, ProtocolError};
+
+pub mod seed000;
+
+/// Every dialect this bridge speaks, in the order selection tries them; a
+/// dialect's [`DialectId`] is its index here.
+pub static DIALECTS: [&dyn Dialect; 1] = [&seed000::Seed000];
+
+/// How many dialects there are: the hub keeps one encoding slot for each.
+pub const DIALECT_COUNT: usize = DIALECTS.len();
+
+/// A dialect's index in [`DIALECTS`], small enough for every socket to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DialectId(pub u8);
+
+impl DialectId {
+    /// The dialect itself.
+    pub fn dialect(self) -> &'static dyn Dialect {
+        DIALECTS[usize::from(self.0)]
+    }
+}
+
+/// One WebSocket client protocol.
+pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
+    /// Its index in [`DIALECTS`].
+    fn id(&self) -> DialectId;
+
+    /// Its name in logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// The path, relative to `--ws-path`, that selects it: `""` is the
+    /// WebSocket path itself.
+    fn path_suffix(&self) -> &'static str;
+
+    /// A `Sec-WebSocket-Protocol` entry that selects it on any dialect path.
+    fn subprotocol(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Validates the connect query (HTTP 400 on a bad one), before any
+    /// token is verified.
+    fn connect(&self, query: Option<&str>) -> Result<Box<dyn PendingConnect>, Refusal>;
+
+    /// Decodes one client text frame.
+    fn decode(&self, text: &str, limits: &Limits) -> Result<Request, ProtocolError>;
+
+    /// Encodes one session event, once for every socket of this dialect;
+    /// `None` for an event this dialect does not show.
+    fn encode_event(&self, session_id: &str, event: &SessionEvent) -> Option<Utf8Bytes>;
+
+    /// The frames a socket starts with after joining: a snapshot, or what it
+    /// missed since its `lastSeq`.
+    fn encode_start(&self, session_id: &str, joined: &JoinResponse) -> Vec<Utf8Bytes>;
+
+    /// The answer to one request of this socket, for it alone.
+    fn encode_reply(&self, session_id: &str, tag: &RequestTag, reply: &Reply) -> Utf8Bytes;
+
+    /// A refusal that answers no request (a connect refused after the
+    /// upgrade, a frame that did not decode, a rate limit).
+    fn encode_error(&self, error: &ErrorEnvelope) -> Utf8Bytes;
+}
+
+/// A connect query that parsed: it may carry a token, and binds an identity
+/// once the token (if any) is verified.
+pub trait PendingConnect: Send + std::fmt::Debug {
+    /// The access token the query carries, if any.
+    fn token(&self) -> Option<&str>;
+
+    /// Who connects: from the query alone (`identity` is `None`: auth off),
+    /// or from the verified token, which the query may repeat but not
+    /// contradict.
+    fn admit(self: Box<Self>, identity: Option<Identity>) -> Result<Admission, Refusal>;
+}
+
+/// A connect refused before the upgrade: an HTTP status and a one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {reason}")]
+pub struct Refusal {
+    /// 400, 401 or 403.
+    pub status: StatusCode,
+    /// For the client's developer.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A 400: the query is malformed.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    /// A 401: the token is missing, invalid, or contradicted.
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason)
+    }
+
+    /// A 403: the token does not grant this.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, reason)
+    }
+
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Who a connect admits, whatever the dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The tenant: the token's, or the default one.
+    pub tenant: String,
+    /// The user's id within the tenant (seed 000's participantId).
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Role in the session.
+    pub role: Role,
+    /// Web, tablet or native.
+    pub client: ClientKind,
+    /// The session joined at connect.
+    pub session_id: String,
+    /// Resume after this seq, when the client has seen events before.
+    pub last_seq: Option<u64>,
+    /// The verified token's identity (jwt mode).
+    pub identity: Option<Identity>,
+}
+
+/// One decoded client frame: what to do, and what the dialect needs to
+/// answer it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The command, dialect-free.
+    pub command: ClientCommand,
+    /// How replies to it are labelled.
+    pub tag: RequestTag,
+}
+
+/// What a dialect keeps of a request to label its answer: seed 000 echoes
+/// the action in an `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTag {
+    /// The action's wire name.
+    pub action: &'static str,
+}
+
+/// The answer to one request, for its sender alone, before a dialect
+/// encodes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The answer to a ping.
+    Pong {
+        /// Unix ms.
+        server_time_ms: i64,
+    },
+    /// A repeated `chat.send`: the message stored the first time.
+    Duplicate(meno_proto::ChatMessage),
+    /// A renewed token was accepted.
+    AuthRefreshed {
+        /// When the new token expires (Unix ms).
+        expires_at_ms: i64,
+    },
+    /// The request was refused.
+    Error(ErrorEnvelope),
+}
+
+/// The dialect a WebSocket upgrade asks for: by its path under `ws_path`,
+/// or, on any dialect's path, by an offered subprotocol. `None`: the path is
+/// not a WebSocket path.
+pub fn select(
+    path: &str,
+    ws_path: &str,
+    offered_protocols: Option<&str>,
+) -> Option<&'static dyn Dialect> {
+    let suffix = path.strip_prefix(ws_path)?;
+    let by_path = DIALECTS
+        .iter()
+        .copied()
+        .find(|dialect| dialect.path_suffix() == suffix)?;
+    let by_protocol = offered_protocols.and_then(|header| {
+        header.split(',').map(str::trim).find_map(|offered| {
+            DIALECTS
+                .iter()
+                .copied()
+                .find(|dialect| dialect.subprotocol() == Some(offered))
+        })
+    });
+    Some(by_protocol.unwrap_or(by_path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dialect_sits_at_its_own_index() {
+        for (index, dialect) in DIALECTS.iter().enumerate() {
+            assert_eq!(usize::from(dialect.id().0), index, "{}", dialect.name());
+        }
+    }
+
+    #[test]
+    fn the_ws_path_itself_selects_seed_000() {
+        let dialect = select("/ws", "/ws", None).unwrap();
+        assert_eq!(dialect.name(), "seed000");
+        let staged = select("/prod", "/prod", Some("meno.v1, bearer.abc")).unwrap();
+        assert_eq!(staged.name(), "seed000");
+    }
+
+    #[test]
+    fn other_paths_select_nothing() {
+        assert!(select("/", "/ws", None).is_none());
+        assert!(select("/wsx", "/ws", None).is_none());
+        assert!(select("/ws/", "/ws", None).is_none());
+        assert!(select("/ws/unknown", "/ws", None).is_none());
+        assert!(select("/healthz", "/ws", None).is_none());
+    }
+}
