@@ -1,13 +1,21 @@
 # syntax=docker/dockerfile:1.7
 #
 # One image with both binaries of meno-realtime:
-#   /usr/local/bin/meno-bridge   the WebSocket edge (the default entrypoint)
+#   /usr/local/bin/meno-bridge   the WebSocket edge (the default entrypoint),
+#                                the edge-only build (--no-default-features):
+#                                it links no store engine and needs --core
 #   /usr/local/bin/meno-core     the core-service (gRPC); `meno-core migrate`
 #                                applies the CQL migrations
 #
 #   docker build -t meno-realtime:dev .
-#   docker run --rm -p 8080:8080 meno-realtime:dev            # monolithic, demo page on :8080
-#   docker run --rm --entrypoint /usr/local/bin/meno-core meno-realtime:dev --help
+#   docker network create meno
+#   docker run --rm -d --network meno --name core --entrypoint /usr/local/bin/meno-core \
+#     meno-realtime:dev --listen 0.0.0.0:50051 --grpc-allow-unauthenticated
+#   docker run --rm -p 8080:8080 --network meno meno-realtime:dev \
+#     --listen 0.0.0.0:8080 --core http://core:50051             # demo page on :8080
+#
+# Monolithic mode (the core inside the bridge) is for a laptop:
+# `cargo run --release --bin meno-bridge`.
 #
 # The Helm chart (helm/meno-realtime) sets the command of each container, so
 # the entrypoint below only matters for `docker run`.
@@ -31,7 +39,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin meno-core --bin meno-bridge \
+    cargo build --release --locked -p meno-core --bin meno-core \
+ && cargo build --release --locked -p meno-bridge --no-default-features --bin meno-bridge \
  && mkdir -p /out/bin /out/data \
  && cp target/release/meno-core target/release/meno-bridge /out/bin/
 

@@ -77,6 +77,7 @@ fn subscriber(
         .with_tracer(provider.tracer("meno-realtime"))
         .with_filter(
             Targets::new()
+                .with_target("meno_common", tracing::Level::INFO)
                 .with_target("meno_core", tracing::Level::INFO)
                 .with_target("meno_bridge", tracing::Level::INFO),
         );

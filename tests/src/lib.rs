@@ -252,6 +252,11 @@ impl Client {
         Self { ws }
     }
 
+    /// The WebSocket itself, for a test that reads and writes at once.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// Connects with a tiny kernel receive buffer, so a client that stops
     /// reading backs up into the server quickly.
     pub async fn connect_with_small_buffer(url: &str, addr: SocketAddr) -> Self {
