@@ -10,10 +10,9 @@ use meno_proto::{
     presence_service_server::PresenceServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -192,8 +191,12 @@ impl Core {
     }
 
     /// A channel to this core over an in-memory transport: the same tonic
-    /// client and server code as over TCP, without a socket.
-    pub fn in_process_channel(&self) -> Channel {
+    /// client and server code as over TCP, without a socket (tests only:
+    /// feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn in_process_channel(&self) -> tonic::transport::Channel {
+        use futures_util::StreamExt as _;
+        use tokio_stream::wrappers::UnboundedReceiverStream;
         let (connections, incoming) = tokio::sync::mpsc::unbounded_channel();
         let router = self.router();
         let shutdown = self.shutdown.clone();
@@ -216,7 +219,8 @@ impl Core {
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client))
             }
         });
-        Endpoint::from_static("http://in-process.core").connect_with_connector_lazy(connector)
+        tonic::transport::Endpoint::from_static("http://in-process.core")
+            .connect_with_connector_lazy(connector)
     }
 
     /// Stops taking new work: health turns NOT_SERVING and session actors
@@ -305,5 +309,3 @@ async fn watch_store_readiness(
     }
     set_health(&health, false).await;
 }
-
-use futures_util::StreamExt as _;

@@ -7,6 +7,8 @@
 use async_trait::async_trait;
 use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
 
+/// The suite every store must pass (tests only: feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod embedded;
 pub mod memory;

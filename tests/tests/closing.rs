@@ -82,8 +82,14 @@ async fn a_client_that_keeps_sending_while_closed_for_rate_limiting_receives_402
     let sent = writer.await.expect("writer");
     assert!(sent >= 100, "sent {sent}");
     assert_eq!(read.close_code, Some(4029), "close code; read {read:?}");
-    assert_eq!(read.pongs, 40, "one pong per token of the burst; read {read:?}");
-    assert_eq!(read.rate_limited, 20, "an error per violation before the close");
+    assert_eq!(
+        read.pongs, 40,
+        "one pong per token of the burst; read {read:?}"
+    );
+    assert_eq!(
+        read.rate_limited, 20,
+        "an error per violation before the close"
+    );
     assert!(read.other.is_empty(), "unexpected frames: {:?}", read.other);
 }
 
@@ -142,10 +148,19 @@ async fn a_stalled_reader_that_resumes_within_the_close_timeout_gets_every_frame
         "slow consumer close, after {} messages",
         received.len()
     );
-    assert!(!received.is_empty(), "the frames written before the overflow arrive");
-    assert!(received.len() < MESSAGES, "the socket overflowed before the end");
+    assert!(
+        !received.is_empty(),
+        "the frames written before the overflow arrive"
+    );
+    assert!(
+        received.len() < MESSAGES,
+        "the socket overflowed before the end"
+    );
     let expected: Vec<String> = (0..received.len()).map(|n| format!("m{n}")).collect();
-    assert_eq!(received, expected, "every frame written arrives, in order, none skipped");
+    assert_eq!(
+        received, expected,
+        "every frame written arrives, in order, none skipped"
+    );
 }
 
 in_both_modes!(

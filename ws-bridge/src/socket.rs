@@ -190,14 +190,36 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         .collect();
     drop(joined);
     let mut writer = Writer::new(outbound.overflow_signal(), config.idle_timeout);
-    let ended = match writer.write(&mut ws, start).await {
+    let exit = match writer.write(&mut ws, start).await {
         Ok(()) => session.serve(&mut ws, &mut outbound, &mut writer).await,
-        Err(_) => Ended::Abnormal,
+        Err(_) => Exit::ended(Ended::Abnormal),
     };
     drop(attached);
     // A drained socket's client reconnects (to this bridge's successor or
     // another one): it gets the grace period, like a broken connection.
-    Box::pin(join::leave(&caller, ended == Ended::Closed)).await;
+    let leave = join::leave(&caller, exit.ended == Ended::Closed);
+    match exit.close {
+        // The participant leaves once the Close is written, while the
+        // handshake waits for the client's: what others see does not wait
+        // on a client that never answers.
+        Some((before, closing)) => {
+            Box::pin(close::close_then(&mut ws, before, closing, timeout, leave)).await;
+        }
+        None => Box::pin(leave).await,
+    }
+}
+
+/// How the socket's loop ended, and the close it decided on, if any.
+struct Exit {
+    ended: Ended,
+    /// Frames to write before the Close, and the Close.
+    close: Option<(Vec<Message>, Closing)>,
+}
+
+impl Exit {
+    fn ended(ended: Ended) -> Self {
+        Self { ended, close: None }
+    }
 }
 
 /// Sends `err` and closes: the answer to a socket that cannot be served.
@@ -267,7 +289,7 @@ impl Step {
 }
 
 impl Session {
-    /// Serves the socket until it ends.
+    /// Serves the socket until it ends or decides to close it.
     ///
     /// Everything this loop waits on is the socket's own: its outbox (which
     /// also carries resync, drain and overflow), its reads, its ping timer
@@ -278,7 +300,7 @@ impl Session {
         ws: &mut Ws,
         outbound: &mut OutboxReceiver,
         writer: &mut Writer,
-    ) -> Ended {
+    ) -> Exit {
         let config = Arc::clone(&self.context.config);
         let mut resync_pending = false;
         let mut in_flight: Option<CallFuture> = None;
@@ -365,7 +387,7 @@ impl Session {
             match step {
                 Step::Write(frames) => match writer.write(ws, frames).await {
                     Ok(()) | Err(WriteFailure::Overflowed) => {} // the next turn closes with 4008
-                    Err(WriteFailure::Broken) => return Ended::Abnormal,
+                    Err(WriteFailure::Broken) => return Exit::ended(Ended::Abnormal),
                 },
                 Step::Call(request) => {
                     in_flight = Some(command::dispatch(Arc::clone(&self.caller), request));
@@ -375,15 +397,17 @@ impl Session {
                     closing,
                     ended,
                 } => {
-                    close::refuse(ws, before, closing, config.close_timeout).await;
-                    return ended;
+                    return Exit {
+                        ended,
+                        close: Some((before, closing)),
+                    }
                 }
                 Step::PeerClosed => {
                     // tungstenite queued the close reply; flushing sends it.
                     let _ = tokio::time::timeout(config.close_timeout, ws.flush()).await;
-                    return Ended::Closed;
+                    return Exit::ended(Ended::Closed);
                 }
-                Step::End(ended) => return ended,
+                Step::End(ended) => return Exit::ended(ended),
             }
         }
     }

@@ -43,6 +43,7 @@ mod read;
 mod rows;
 pub mod schema;
 mod statements;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod write;
 

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt, Stream};
+use futures_util::{Sink, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -60,82 +60,117 @@ impl Closing {
     }
 }
 
-/// Sends `closing` after whatever is queued, then waits for the client's
-/// Close (discarding the data frames before it), at most `timeout` in all.
-/// The caller drops the connection afterwards.
-pub(crate) async fn close(ws: &mut Ws, closing: Closing, timeout: Duration) {
+/// Writes `frames` and closes with `closing`, then waits for the client's
+/// Close (discarding the data frames before it), at most `timeout` in all:
+/// the answer to a socket that cannot be served (a cap reached, a join
+/// refused). The caller drops the connection afterwards.
+pub(crate) async fn refuse(ws: &mut Ws, frames: Vec<Message>, closing: Closing, timeout: Duration) {
+    close_then(ws, frames, closing, timeout, async {}).await;
+}
+
+/// Writes `frames`, sends `closing`, and once the Close is written runs
+/// `after_sent` while it waits for the client's Close, all within
+/// `timeout` (`after_sent` always runs, to its end). What others see (the
+/// participant leaving) thus waits for the Close to reach the client, as
+/// before, but not for a client that never answers it.
+pub(crate) async fn close_then(
+    ws: &mut Ws,
+    frames: Vec<Message>,
+    closing: Closing,
+    timeout: Duration,
+    after_sent: impl std::future::Future<Output = ()>,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let code = closing.code;
     let frame = CloseFrame {
         code: CloseCode::from(closing.code),
         reason: Utf8Bytes::from(closing.reason.into_owned()),
     };
-    if tokio::time::timeout(timeout, handshake(ws, frame))
-        .await
-        .is_err()
-    {
-        tracing::debug!(
-            code = closing.code,
-            "close handshake timed out; dropping the connection"
-        );
+    let sent = tokio::time::timeout_at(deadline, send_close(ws, frames, frame)).await;
+    match sent {
+        Ok(Sent::AwaitingReply) => {
+            let reply = tokio::time::timeout_at(deadline, await_reply(ws));
+            let (reply, ()) = tokio::join!(reply, after_sent);
+            if reply.is_err() {
+                tracing::debug!(
+                    code,
+                    "no Close from the client in time; dropping the connection"
+                );
+            }
+        }
+        Ok(Sent::Done) => after_sent.await,
+        Err(_) => {
+            tracing::debug!(
+                code,
+                "close frame not written in time; dropping the connection"
+            );
+            after_sent.await;
+        }
     }
 }
 
-async fn handshake(ws: &mut Ws, frame: CloseFrame) {
-    let mut unsent = Some(frame);
+/// How far sending the Close got.
+enum Sent {
+    /// Written; the client's Close is still to come.
+    AwaitingReply,
+    /// The handshake is over (the client closed too) or the connection failed.
+    Done,
+}
+
+/// Writes `frames` and the Close, reading (and discarding) what the client
+/// sends meanwhile: a client that is busy writing to us may only read our
+/// frames once we read what it wrote.
+async fn send_close(ws: &mut Ws, frames: Vec<Message>, frame: CloseFrame) -> Sent {
+    let mut unsent: std::collections::VecDeque<Message> = frames.into();
+    unsent.push_back(Message::Close(Some(frame)));
     let mut peer_closed = false;
-    // Writing and reading are driven together: a client that is busy
-    // writing to us may only read our Close once we read what it wrote.
     poll_fn(|cx| {
         let mut ws = Pin::new(&mut *ws);
-        if unsent.is_some() {
+        while !peer_closed && !unsent.is_empty() {
             match ws.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
-                    let frame = unsent.take();
-                    if ws.as_mut().start_send(Message::Close(frame)).is_err() {
+                    let message = unsent.pop_front().expect("checked non-empty");
+                    if ws.as_mut().start_send(message).is_err() {
                         // The client closed first: tungstenite answers it.
                         peer_closed = true;
                     }
                 }
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Pending => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Sent::Done),
+                Poll::Pending => break,
             }
         }
-        if unsent.is_none() || peer_closed {
+        if unsent.is_empty() || peer_closed {
             match ws.as_mut().poll_flush(cx) {
-                Poll::Ready(Ok(())) if peer_closed => return Poll::Ready(()),
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(())) | Poll::Pending => {}
+                Poll::Ready(Ok(())) if peer_closed => return Poll::Ready(Sent::Done),
+                Poll::Ready(Ok(())) => return Poll::Ready(Sent::AwaitingReply),
+                Poll::Ready(Err(_)) => return Poll::Ready(Sent::Done),
+                Poll::Pending => {}
             }
         }
         loop {
             match ws.as_mut().poll_next(cx) {
-                // The client's Close: as a reply the handshake is complete;
-                // as its own, tungstenite queued our reply, flushed above
-                // on the next turn.
+                // The client's own Close, before ours went out: tungstenite
+                // queued the reply, which the flush above sends next turn.
                 Poll::Ready(Some(Ok(Message::Close(_)))) => {
-                    if unsent.is_none() && !peer_closed {
-                        return Poll::Ready(());
-                    }
                     peer_closed = true;
-                    unsent = None;
+                    unsent.clear();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Poll::Ready(Some(Ok(_))) => continue,
-                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Sent::Done),
                 Poll::Pending => return Poll::Pending,
             }
         }
     })
-    .await;
+    .await
 }
 
-/// Writes `frames` and closes with `closing`: the answer to a socket that
-/// cannot be served (a cap reached, a join refused).
-pub(crate) async fn refuse(ws: &mut Ws, frames: Vec<Message>, closing: Closing, timeout: Duration) {
-    for frame in frames {
-        if ws.feed(frame).await.is_err() {
+/// Reads until the client's Close (the reply to ours), discarding data frames.
+async fn await_reply(ws: &mut Ws) {
+    while let Some(Ok(message)) = ws.next().await {
+        if message.is_close() {
             return;
         }
     }
-    close(ws, closing, timeout).await;
 }
