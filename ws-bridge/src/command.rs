@@ -20,6 +20,7 @@ use crate::codec::{ClientCommand, ErrorEnvelope};
 pub use crate::core_client::session_ref;
 use crate::core_client::CoreClient;
 use crate::dialect::{Reply, Request, RequestTag};
+use crate::socket::SocketContext;
 
 mod auth_refresh;
 mod chat_send;
@@ -33,22 +34,32 @@ pub type Outcome = Option<Reply>;
 /// included.
 pub type CallFuture = Pin<Box<dyn Future<Output = (RequestTag, Outcome)> + Send>>;
 
-/// Who runs a command, and against what.
+/// Who runs a command, and against what. Every socket holds one for its
+/// lifetime, so it shares the bridge's core clients and settings rather than
+/// keeping copies.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The core.
-    pub core: CoreClient,
+    /// The core's clients and the bridge's settings.
+    pub context: Arc<SocketContext>,
     /// The session the command is for.
     pub key: SessionKey,
     /// The connection sending it.
     pub connection: ConnectionInfo,
-    /// The token verifier (jwt mode), for refreshes.
-    pub authenticator: Option<Authenticator>,
     /// The connection's verified identity (jwt mode).
     pub identity: Option<Identity>,
 }
 
 impl Caller {
+    /// The core.
+    pub fn core(&self) -> &CoreClient {
+        &self.context.core
+    }
+
+    /// The token verifier (jwt mode), for refreshes.
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.context.config.auth.as_ref()
+    }
+
     /// The session, as gRPC requests name it.
     pub fn session(&self) -> Option<SessionRef> {
         Some(session_ref(&self.key))

@@ -122,7 +122,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     open.inc();
     let _open = GaugeGuard(open);
     let caller = Arc::new(Caller {
-        core: context.core.clone(),
+        context: Arc::clone(&context),
         key: SessionKey::new(admission.tenant.clone(), admission.session_id.clone()),
         connection: ConnectionInfo {
             connection_id: uuid::Uuid::now_v7().to_string(),
@@ -135,7 +135,6 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             user_agent: client.user_agent.clone(),
             connected_at_ms: crate::now_ms(),
         },
-        authenticator: config.auth.clone(),
         identity: admission.identity.clone(),
     });
     let (outbox, mut outbound) = outbox(config.outbound_queue_bytes);

@@ -9,7 +9,7 @@ use super::{Caller, Outcome};
 use crate::dialect::Reply;
 
 pub(super) async fn run(caller: &Caller, token: &str) -> Result<Outcome, CoreError> {
-    let (Some(authenticator), Some(current)) = (&caller.authenticator, &caller.identity) else {
+    let (Some(authenticator), Some(current)) = (caller.authenticator(), &caller.identity) else {
         return Err(CoreError::invalid("authentication is off on this server"));
     };
     let renewed = authenticator

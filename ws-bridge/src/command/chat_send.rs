@@ -15,7 +15,7 @@ pub(super) async fn run(
     created_at_ms: Option<i64>,
     meta: Option<Map<String, Value>>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core.request(SendChatRequest {
+    let request = caller.core().request(SendChatRequest {
         session: caller.session(),
         actor: caller.actor(),
         client_ref: message_id,
@@ -27,7 +27,7 @@ pub(super) async fn run(
         created_at_ms: created_at_ms.unwrap_or(0),
     });
     let response = caller
-        .core
+        .core()
         .chat
         .clone()
         .send(request)

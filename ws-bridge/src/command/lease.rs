@@ -12,7 +12,7 @@ pub(super) async fn set(
     step_index: i64,
     lease_duration_ms: Option<i64>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core.request(LeaseSetRequest {
+    let request = caller.core().request(LeaseSetRequest {
         session: caller.session(),
         actor: caller.actor(),
         lease_id_hint: lease_id.unwrap_or_default(),
@@ -20,7 +20,7 @@ pub(super) async fn set(
         duration_ms: lease_duration_ms.unwrap_or(0),
     });
     caller
-        .core
+        .core()
         .lease
         .clone()
         .set(request)
@@ -33,13 +33,13 @@ pub(super) async fn release(
     caller: &Caller,
     lease_id: Option<String>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core.request(LeaseReleaseRequest {
+    let request = caller.core().request(LeaseReleaseRequest {
         session: caller.session(),
         actor: caller.actor(),
         lease_id: lease_id.unwrap_or_default(),
     });
     caller
-        .core
+        .core()
         .lease
         .clone()
         .release(request)

@@ -17,7 +17,7 @@ pub(super) struct Update {
 }
 
 pub(super) async fn update(caller: &Caller, update: Update) -> Result<Outcome, CoreError> {
-    let request = caller.core.request(PresenceUpdateRequest {
+    let request = caller.core().request(PresenceUpdateRequest {
         session: caller.session(),
         actor: caller.actor(),
         status: update.status.map(|status| status as i32),
@@ -27,7 +27,7 @@ pub(super) async fn update(caller: &Caller, update: Update) -> Result<Outcome, C
         extra_json: update.extra.map(|extra| Value::Object(extra).to_string()),
     });
     caller
-        .core
+        .core()
         .presence
         .clone()
         .update(request)
@@ -40,13 +40,13 @@ pub(super) async fn heartbeat(
     caller: &Caller,
     last_seen_ms: Option<i64>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core.request(HeartbeatRequest {
+    let request = caller.core().request(HeartbeatRequest {
         session: caller.session(),
         actor: caller.actor(),
         last_seen_ms,
     });
     caller
-        .core
+        .core()
         .presence
         .clone()
         .heartbeat(request)

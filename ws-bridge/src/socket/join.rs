@@ -23,10 +23,10 @@ pub(crate) async fn join(
         history_limit: 0,
     };
     caller
-        .core
+        .core()
         .connections
         .clone()
-        .join(caller.core.request(join))
+        .join(caller.core().request(join))
         .instrument(action_span(span_name, &caller.key, &caller.connection))
         .await
         .map(tonic::Response::into_inner)
@@ -42,10 +42,10 @@ pub(crate) async fn leave(caller: &Caller, graceful: bool) {
         graceful,
     };
     if let Err(status) = caller
-        .core
+        .core()
         .connections
         .clone()
-        .leave(caller.core.request(leave))
+        .leave(caller.core().request(leave))
         .instrument(action_span("leave", &caller.key, &caller.connection))
         .await
     {
