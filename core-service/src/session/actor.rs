@@ -18,9 +18,10 @@ use tokio::sync::mpsc;
 
 use tracing::Instrument;
 
+use super::batch::Subscription;
 use super::command::{Command, Envelope};
 use super::millis;
-use super::state::{SessionState, Subscription};
+use super::state::SessionState;
 use crate::error::CoreError;
 use crate::registry::ActorContext;
 use crate::store::SessionKey;
@@ -68,7 +69,7 @@ async fn run(
             return;
         }
     };
-    tracing::debug!(session = %key, head_seq = state.head_seq, "session actor started");
+    tracing::debug!(session = %key, head_seq = state.head_seq(), "session actor started");
     let mut tick = tokio::time::interval(context.config.tick_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Grown by the batches that need it and given back after a large one:
@@ -92,8 +93,7 @@ async fn run(
             }
             _ = tick.tick() => {
                 let now = context.clock.now_ms();
-                state.expire_presence(now);
-                state.expire_lease(now);
+                state.expire(now);
                 state.prune_subscribers();
                 if state.presence_flush_due(now) {
                     state.stage_presence_flush(now);
@@ -145,7 +145,7 @@ async fn prefetch(
         .filter_map(|command| match command {
             Command::SendChat { request, .. }
                 if !request.client_ref.is_empty()
-                    && !state.recent_refs.contains_key(&request.client_ref) =>
+                    && !state.knows_client_ref(&request.client_ref) =>
             {
                 Some(request.client_ref.clone())
             }
@@ -155,7 +155,7 @@ async fn prefetch(
     if !unknown_refs.is_empty() {
         for message in context
             .store
-            .chat_by_client_refs(&state.key, &unknown_refs)
+            .chat_by_client_refs(state.key(), &unknown_refs)
             .await?
         {
             prefetched
@@ -174,13 +174,13 @@ async fn prefetch(
         } = command
         {
             let last_seq = *last_seq;
-            if last_seq <= state.head_seq
+            if last_seq <= state.head_seq()
                 && state.events_after(last_seq).is_none()
                 && !prefetched.resume_chat.contains_key(&last_seq)
             {
                 let chat = context
                     .store
-                    .chat_after(&state.key, last_seq, context.config.resume_limit + 1)
+                    .chat_after(state.key(), last_seq, context.config.resume_limit + 1)
                     .await?;
                 prefetched.resume_chat.insert(last_seq, chat);
             }
@@ -197,7 +197,7 @@ async fn process(
     let (commands, callers): (Vec<Command>, Vec<tracing::Span>) = envelopes
         .map(|envelope| (*envelope.command, envelope.span))
         .unzip();
-    let span = batch_span(&state.key, &callers);
+    let span = batch_span(state.key(), &callers);
     process_batch(state, context, commands)
         .instrument(span)
         .await
@@ -284,7 +284,7 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
         }
         Command::PresenceSnapshot { reply } => {
             let response = PresenceSnapshotResponse {
-                seq: state.head_seq,
+                seq: state.head_seq(),
                 participants: state.presence_list(),
             };
             state.defer_reply(reply, Ok(response));
@@ -304,14 +304,14 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
             state.defer_reply(reply, result);
         }
         Command::GetLease { reply } => {
-            let response = lease_response(state.lease.clone(), state.head_seq);
+            let response = lease_response(state.lease_state(), state.head_seq());
             state.defer_reply(reply, Ok(response));
         }
         Command::Subscribe {
             from_seq,
             deliveries,
             reply,
-        } => state.batch.subscriptions.push(Subscription {
+        } => state.subscribe_after_batch(Subscription {
             from_seq,
             deliveries,
             reply,
@@ -352,7 +352,7 @@ fn join(
     };
     if let Some(events) = state.events_after(last_seq) {
         return Ok(JoinResponse {
-            snapshot_seq: state.head_seq,
+            snapshot_seq: state.head_seq(),
             start: Some(join_response::Start::Resume(meno_proto::Resume {
                 events,
                 state: None,
@@ -364,7 +364,7 @@ fn join(
     // replay the chat from the store and replace presence and lease by the
     // current state; beyond the resume limit, start over with a snapshot.
     match prefetched.resume_chat.get(&last_seq) {
-        Some(stored) if stored.len() <= state.config.resume_limit => {
+        Some(stored) if stored.len() <= state.config().resume_limit => {
             let stored_up_to = stored.last().map_or(last_seq, |message| message.seq);
             let staged: Vec<ChatMessage> = state
                 .staged_chat()
@@ -386,7 +386,7 @@ fn join(
             let mut current = state.snapshot();
             current.history.clear();
             Ok(JoinResponse {
-                snapshot_seq: state.head_seq,
+                snapshot_seq: state.head_seq(),
                 start: Some(join_response::Start::Resume(meno_proto::Resume {
                     events,
                     state: Some(current),
@@ -409,7 +409,7 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
         let timer = crate::metrics::STORE_WRITE_SECONDS.start_timer();
         let written = context
             .store
-            .write_session(&state.key, batch.write)
+            .write_session(state.key(), batch.write)
             .await
             .map_err(CoreError::from);
         timer.observe_duration();
@@ -445,7 +445,7 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
 async fn flush_presence(state: &mut SessionState, context: &ActorContext) {
     state.stage_presence_flush(context.clock.now_ms());
     if let Err(err) = commit(state, context).await {
-        tracing::warn!(session = %state.key, error = %err, "presence flush failed");
+        tracing::warn!(session = %state.key(), error = %err, "presence flush failed");
     }
 }
 

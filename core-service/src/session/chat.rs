@@ -1,25 +1,70 @@
-//! Chat: idempotent by client_ref, durable before it is published.
+//! Chat: idempotent by client_ref, durable before it is published. The
+//! newest messages stay in memory for `chat.sync`, snapshots and dedupe.
+
+use std::collections::{HashMap, VecDeque};
 
 use meno_proto::{session_event, ChatMessage, Role, SendChatRequest, SendChatResponse};
 
-use super::state::SessionState;
+use super::events::Stage;
 use crate::error::CoreError;
 
 /// The kind of a message that names none.
 const DEFAULT_KIND: &str = "text";
 
-impl SessionState {
+#[derive(Debug, Default)]
+pub(crate) struct Chat {
+    /// The newest messages, oldest first.
+    recent: VecDeque<ChatMessage>,
+    /// The recent messages by client_ref.
+    refs: HashMap<String, ChatMessage>,
+}
+
+impl Chat {
+    /// Rebuilds the window from the newest stored messages, oldest first.
+    pub(crate) fn restore(messages: Vec<ChatMessage>, keep: usize) -> Self {
+        let mut chat = Self::default();
+        for message in messages {
+            chat.remember(message, keep);
+        }
+        chat
+    }
+
+    /// The recent messages, oldest first.
+    pub(crate) fn recent(&self) -> impl Iterator<Item = &ChatMessage> {
+        self.recent.iter()
+    }
+
+    /// Whether a recent message carries this client_ref (else the store may).
+    pub(crate) fn knows_ref(&self, client_ref: &str) -> bool {
+        self.refs.contains_key(client_ref)
+    }
+
+    fn remember(&mut self, message: ChatMessage, keep: usize) {
+        if !message.client_ref.is_empty() {
+            self.refs
+                .insert(message.client_ref.clone(), message.clone());
+        }
+        self.recent.push_back(message);
+        while self.recent.len() > keep.max(1) {
+            if let Some(old) = self.recent.pop_front() {
+                self.refs.remove(&old.client_ref);
+            }
+        }
+    }
+
     /// `chat.send`: a repeat of a known client_ref returns the stored message
     /// and publishes nothing; a new one gets a seq, a UUIDv7 and a time.
-    pub(crate) fn send_chat(
+    /// `sender` is the connected sender's display name and role, if any.
+    pub(crate) fn send(
         &mut self,
         request: SendChatRequest,
+        sender: Option<(String, Role)>,
         stored_duplicate: Option<ChatMessage>,
-        now: i64,
+        stage: &mut Stage<'_>,
     ) -> Result<SendChatResponse, CoreError> {
         if let Some(known) = stored_duplicate.or_else(|| {
             (!request.client_ref.is_empty())
-                .then(|| self.recent_refs.get(&request.client_ref).cloned())
+                .then(|| self.refs.get(&request.client_ref).cloned())
                 .flatten()
         }) {
             return Ok(SendChatResponse {
@@ -28,7 +73,7 @@ impl SessionState {
             });
         }
         let actor = request.actor.unwrap_or_default();
-        let (sender_name, sender_role) = match self.sender_identity(&actor.participant_id) {
+        let (sender_name, sender_role) = match sender {
             Some(identity) => identity,
             None if actor.role() == Role::Service => (actor.name.clone(), actor.role()),
             None => {
@@ -38,18 +83,19 @@ impl SessionState {
                 )))
             }
         };
-        if sender_role == Role::Observer && !self.config.observers_may_chat {
+        if sender_role == Role::Observer && !stage.config().observers_may_chat {
             return Err(CoreError::denied("observers may not send chat messages"));
         }
+        let now = stage.now();
         // A client's creation time is kept unless it lies in the future.
         let created_at_ms = match request.created_at_ms {
             ms if ms > 0 && ms <= now => ms,
             _ => now,
         };
-        let mut message = ChatMessage {
+        let message = ChatMessage {
             id: uuid::Uuid::now_v7().to_string(),
             client_ref: request.client_ref,
-            seq: 0,
+            seq: stage.next_seq(),
             sender_id: actor.participant_id,
             sender_name,
             sender_role: sender_role as i32,
@@ -62,11 +108,10 @@ impl SessionState {
             meta_json: request.meta_json,
             created_at_ms,
         };
-        message.seq = self.head_seq + 1;
-        let seq = self.stage_event(now, None, session_event::Kind::ChatMessage(message.clone()));
+        let seq = stage.event(None, session_event::Kind::ChatMessage(message.clone()));
         debug_assert_eq!(seq, message.seq);
-        self.batch.write.messages.push(message.clone());
-        self.remember_chat(message.clone());
+        stage.write().messages.push(message.clone());
+        self.remember(message.clone(), stage.config().history_sync_limit);
         Ok(SendChatResponse {
             message: Some(message),
             duplicate: false,

@@ -2,23 +2,28 @@
 //! how long (TTL, reconnect grace, typing timeout).
 //!
 //! Presence is published at once and written behind, coalesced per
-//! participant: a keystroke never waits for a disk.
+//! participant: a keystroke never waits for a disk. A decision that takes a
+//! participant offline says so, and the session releases the lease that
+//! participant held.
 
 use meno_proto::{
     session_event, ConnectionInfo, HeartbeatRequest, PresenceState, PresenceStatus,
     PresenceUpdateRequest, Role,
 };
 
+use std::collections::{BTreeMap, HashMap};
+
+use super::events::Stage;
 use super::millis;
-use super::state::SessionState;
+use crate::config::SessionConfig;
 use crate::error::CoreError;
 use crate::store::StoredConnection;
 
 /// A participant as the actor tracks it.
 #[derive(Debug, Clone)]
-pub(crate) struct Participant {
+struct Participant {
     /// What clients see.
-    pub(crate) state: PresenceState,
+    state: PresenceState,
     /// The status the participant chose (online, speaking, muted, ...),
     /// shown whenever it is connected and not typing.
     chosen_status: PresenceStatus,
@@ -27,11 +32,11 @@ pub(crate) struct Participant {
     /// When a `reconnecting` participant goes `offline`.
     offline_at_ms: Option<i64>,
     /// Changed since the last write-behind flush.
-    pub(crate) dirty: bool,
+    dirty: bool,
 }
 
 impl Participant {
-    pub(crate) fn restored(state: PresenceState) -> Self {
+    fn restored(state: PresenceState) -> Self {
         let chosen_status = match state.status() {
             status @ (PresenceStatus::Speaking | PresenceStatus::Muted) => status,
             _ => PresenceStatus::Online,
@@ -89,41 +94,42 @@ fn derived_color(participant_id: &str) -> String {
     PALETTE[index].to_owned()
 }
 
-impl SessionState {
-    fn is_connected(&self, participant_id: &str) -> bool {
-        self.connections
-            .values()
-            .any(|connection| connection.info.participant_id == participant_id)
-    }
+/// Who is in the session and through which connections.
+#[derive(Debug)]
+pub(crate) struct Presence {
+    participants: BTreeMap<String, Participant>,
+    connections: HashMap<String, StoredConnection>,
+    last_flush_ms: i64,
+}
 
-    /// Re-derives a participant's status and, if anything visible changed,
-    /// stages a `presence.event`.
-    fn settle(&mut self, participant_id: &str, now: i64, before: Option<PresenceState>) {
-        let connected = self.is_connected(participant_id);
-        let Some(participant) = self.participants.get_mut(participant_id) else {
-            return;
+impl Presence {
+    /// Rebuilds presence from the stored rows. Participants restored without
+    /// a live connection get the reconnect grace period to come back before
+    /// they go offline: their bridges re-register live connections with
+    /// their next refresh.
+    pub(crate) fn restore(
+        participants: Vec<PresenceState>,
+        connections: Vec<StoredConnection>,
+        config: &SessionConfig,
+        now: i64,
+    ) -> Self {
+        let mut presence = Self {
+            participants: participants
+                .into_iter()
+                .map(|state| (state.participant_id.clone(), Participant::restored(state)))
+                .collect(),
+            connections: connections
+                .into_iter()
+                .filter(|connection| connection.expires_at_ms > now)
+                .map(|connection| (connection.info.connection_id.clone(), connection))
+                .collect(),
+            last_flush_ms: now,
         };
-        participant.derive_status(connected);
-        if before.as_ref() == Some(&participant.state) {
-            return;
-        }
-        participant.dirty = true;
-        let state = participant.state.clone();
-        let offline = state.status() == PresenceStatus::Offline;
-        self.stage_event(now, None, session_event::Kind::Presence(state));
-        if offline {
-            self.release_lease_of_offline(participant_id, now);
-        }
-    }
-
-    /// After a restart, participants that were present when the core stopped
-    /// get the reconnect grace period to come back before they go offline.
-    pub(crate) fn settle_restored_presence(&mut self, now: i64) {
-        let grace = millis(self.config.reconnect_grace);
-        let ids: Vec<String> = self.participants.keys().cloned().collect();
+        let grace = millis(config.reconnect_grace);
+        let ids: Vec<String> = presence.participants.keys().cloned().collect();
         for id in ids {
-            let connected = self.is_connected(&id);
-            if let Some(participant) = self.participants.get_mut(&id) {
+            let connected = presence.is_connected(&id);
+            if let Some(participant) = presence.participants.get_mut(&id) {
                 let was_present = participant.state.status() != PresenceStatus::Offline;
                 if !connected && was_present && grace > 0 {
                     participant.offline_at_ms = Some(now + grace);
@@ -132,10 +138,54 @@ impl SessionState {
                 participant.derive_status(connected);
             }
         }
+        presence
+    }
+
+    fn is_connected(&self, participant_id: &str) -> bool {
+        self.connections
+            .values()
+            .any(|connection| connection.info.participant_id == participant_id)
+    }
+
+    /// True while some connection is registered.
+    pub(crate) fn has_connections(&self) -> bool {
+        !self.connections.is_empty()
+    }
+
+    /// Every participant's presence, by participant id.
+    pub(crate) fn list(&self) -> Vec<PresenceState> {
+        self.participants
+            .values()
+            .map(|participant| participant.state.clone())
+            .collect()
+    }
+
+    /// Re-derives a participant's status and, if anything visible changed,
+    /// stages a `presence.event`. True when the participant went offline.
+    fn settle(
+        &mut self,
+        participant_id: &str,
+        before: Option<PresenceState>,
+        stage: &mut Stage<'_>,
+    ) -> bool {
+        let connected = self.is_connected(participant_id);
+        let Some(participant) = self.participants.get_mut(participant_id) else {
+            return false;
+        };
+        participant.derive_status(connected);
+        if before.as_ref() == Some(&participant.state) {
+            return false;
+        }
+        participant.dirty = true;
+        let state = participant.state.clone();
+        let offline = state.status() == PresenceStatus::Offline;
+        stage.event(None, session_event::Kind::Presence(state));
+        offline
     }
 
     /// Registers a connection and marks its participant online.
-    pub(crate) fn connect(&mut self, info: ConnectionInfo, now: i64) {
+    pub(crate) fn connect(&mut self, info: ConnectionInfo, stage: &mut Stage<'_>) {
+        let now = stage.now();
         let participant_id = info.participant_id.clone();
         let before = self
             .participants
@@ -156,55 +206,64 @@ impl SessionState {
         participant.state.last_seen_ms = now;
         participant.offline_at_ms = None;
         let connection = StoredConnection {
-            expires_at_ms: now + millis(self.config.presence_ttl),
+            expires_at_ms: now + millis(stage.config().presence_ttl),
             info,
         };
-        self.batch.write.connections.push(connection.clone());
+        stage.write().connections.push(connection.clone());
         self.connections
             .insert(connection.info.connection_id.clone(), connection);
-        self.settle(&participant_id, now, before);
+        // A participant that just connected is not offline.
+        self.settle(&participant_id, before, stage);
     }
 
     /// Removes a connection. An abnormal close leaves the participant
-    /// `reconnecting` for the grace period.
-    pub(crate) fn disconnect(&mut self, connection_id: &str, graceful: bool, now: i64) {
-        let Some(connection) = self.connections.remove(connection_id) else {
-            return;
-        };
-        self.batch
-            .write
+    /// `reconnecting` for the grace period. Returns the participant when it
+    /// went offline.
+    pub(crate) fn disconnect(
+        &mut self,
+        connection_id: &str,
+        graceful: bool,
+        stage: &mut Stage<'_>,
+    ) -> Option<String> {
+        let connection = self.connections.remove(connection_id)?;
+        stage
+            .write()
             .connections_removed
             .push(connection_id.to_owned());
         let participant_id = connection.info.participant_id;
         if self.is_connected(&participant_id) {
-            return;
+            return None;
         }
-        let grace = millis(self.config.reconnect_grace);
-        let Some(participant) = self.participants.get_mut(&participant_id) else {
-            return;
-        };
+        let now = stage.now();
+        let grace = millis(stage.config().reconnect_grace);
+        let participant = self.participants.get_mut(&participant_id)?;
         let before = participant.state.clone();
         participant.state.is_typing = false;
         participant.typing_until_ms = None;
         participant.offline_at_ms = (!graceful && grace > 0).then_some(now + grace);
         participant.state.last_seen_ms = now;
-        self.settle(&participant_id, now, Some(before));
+        self.settle(&participant_id, Some(before), stage)
+            .then_some(participant_id)
     }
 
     /// Extends the TTL of a bridge's connections; unknown ones (after a core
-    /// restart) are registered again.
-    pub(crate) fn refresh(&mut self, connections: Vec<ConnectionInfo>, now: i64) -> u32 {
-        let expires_at_ms = now + millis(self.config.presence_ttl);
+    /// restart) are registered again. Returns how many were.
+    pub(crate) fn refresh(
+        &mut self,
+        connections: Vec<ConnectionInfo>,
+        stage: &mut Stage<'_>,
+    ) -> u32 {
+        let expires_at_ms = stage.now() + millis(stage.config().presence_ttl);
         let mut restored = 0;
         for info in connections {
             match self.connections.get_mut(&info.connection_id) {
                 Some(known) => {
                     known.expires_at_ms = expires_at_ms;
-                    self.batch.write.connections.push(known.clone());
+                    stage.write().connections.push(known.clone());
                 }
                 None => {
                     restored += 1;
-                    self.connect(info, now);
+                    self.connect(info, stage);
                 }
             }
         }
@@ -223,14 +282,15 @@ impl SessionState {
     }
 
     /// Applies a `presence.update`: fields merge, `extra` is replaced whole.
-    pub(crate) fn update_presence(
+    pub(crate) fn update(
         &mut self,
         request: &PresenceUpdateRequest,
         participant_id: &str,
-        now: i64,
+        stage: &mut Stage<'_>,
     ) -> Result<PresenceState, CoreError> {
         self.participant_for_update(participant_id)?;
-        let typing_timeout = millis(self.config.typing_timeout);
+        let now = stage.now();
+        let typing_timeout = millis(stage.config().typing_timeout);
         let Some(participant) = self.participants.get_mut(participant_id) else {
             return Err(CoreError::internal("participant vanished"));
         };
@@ -279,7 +339,8 @@ impl SessionState {
             .filter(|seen| *seen <= now)
             .unwrap_or(now);
         participant.dirty = true;
-        self.settle(participant_id, now, Some(before));
+        // Still connected: an update never takes anyone offline.
+        self.settle(participant_id, Some(before), stage);
         self.participants
             .get(participant_id)
             .map(|participant| participant.state.clone())
@@ -291,14 +352,15 @@ impl SessionState {
         &mut self,
         request: &HeartbeatRequest,
         participant_id: &str,
-        now: i64,
+        stage: &mut Stage<'_>,
     ) -> Result<(), CoreError> {
         self.participant_for_update(participant_id)?;
-        let expires_at_ms = now + millis(self.config.presence_ttl);
+        let now = stage.now();
+        let expires_at_ms = now + millis(stage.config().presence_ttl);
         for connection in self.connections.values_mut() {
             if connection.info.participant_id == participant_id {
                 connection.expires_at_ms = expires_at_ms;
-                self.batch.write.connections.push(connection.clone());
+                stage.write().connections.push(connection.clone());
             }
         }
         if let Some(participant) = self.participants.get_mut(participant_id) {
@@ -312,7 +374,9 @@ impl SessionState {
     }
 
     /// Expires connections, reconnect grace periods and typing indicators.
-    pub(crate) fn expire_presence(&mut self, now: i64) {
+    /// Returns the participants that went offline.
+    pub(crate) fn expire(&mut self, stage: &mut Stage<'_>) -> Vec<String> {
+        let now = stage.now();
         let expired: Vec<String> = self
             .connections
             .values()
@@ -320,11 +384,12 @@ impl SessionState {
             .map(|connection| connection.info.connection_id.clone())
             .collect();
         crate::metrics::PRESENCE_EXPIRIES.inc_by(expired.len() as u64);
-        for connection_id in expired {
-            // A connection whose bridge stopped refreshing it: that bridge is
-            // gone, so there is nothing to wait for.
-            self.disconnect(&connection_id, true, now);
-        }
+        // A connection whose bridge stopped refreshing it: that bridge is
+        // gone, so there is nothing to wait for.
+        let mut offline: Vec<String> = expired
+            .iter()
+            .filter_map(|connection_id| self.disconnect(connection_id, true, stage))
+            .collect();
         let due: Vec<String> = self
             .participants
             .iter()
@@ -347,8 +412,11 @@ impl SessionState {
                 participant.typing_until_ms = None;
                 participant.state.is_typing = false;
             }
-            self.settle(&participant_id, now, Some(before));
+            if self.settle(&participant_id, Some(before), stage) {
+                offline.push(participant_id);
+            }
         }
+        offline
     }
 
     /// The role of a connected participant, or `Service` for a backend.
@@ -369,6 +437,26 @@ impl SessionState {
             .get(participant_id)
             .filter(|_| self.is_connected(participant_id))
             .map(|participant| (participant.state.name.clone(), participant.state.role()))
+    }
+
+    /// Whether rows changed since the last flush are due to be written.
+    pub(crate) fn flush_due(&self, now: i64, config: &SessionConfig) -> bool {
+        now - self.last_flush_ms >= millis(config.presence_flush_interval)
+            && self
+                .participants
+                .values()
+                .any(|participant| participant.dirty)
+    }
+
+    /// Stages every presence row changed since the last flush.
+    pub(crate) fn stage_flush(&mut self, stage: &mut Stage<'_>) {
+        for participant in self.participants.values_mut() {
+            if participant.dirty {
+                participant.dirty = false;
+                stage.write().presence.push(participant.state.clone());
+            }
+        }
+        self.last_flush_ms = stage.now();
     }
 }
 
