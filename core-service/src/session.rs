@@ -1,12 +1,18 @@
 //! A session: its actor (the only writer of its state), the commands it
-//! accepts and the domain rules it applies (chat, presence, lease).
+//! accepts and the domain rules it applies. The state is split by concern:
+//! `events` (seqs, ring, subscribers), `presence`, `lease` and `chat` each own
+//! their fields and decide synchronously at a given `now`; `state` composes
+//! them, `batch` holds what a batch produced until it is durable, and
+//! `actor` drives it all against the store.
 //!
 //! Nothing outside this module mutates session state; callers send a
 //! [`Command`] and await the reply.
 
 mod actor;
+mod batch;
 mod chat;
 mod command;
+mod events;
 mod lease;
 mod presence;
 mod state;
