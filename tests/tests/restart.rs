@@ -91,14 +91,14 @@ mod bridge_calls {
         Actor, ConnectionInfo, JoinRequest, RefreshRequest, Role, SendChatRequest, SessionRef,
     };
 
-    pub fn session(session_id: &str) -> Option<SessionRef> {
+    pub(crate) fn session(session_id: &str) -> Option<SessionRef> {
         Some(SessionRef {
             tenant: String::new(),
             session_id: session_id.to_owned(),
         })
     }
 
-    pub fn connection(connection_id: &str) -> ConnectionInfo {
+    pub(crate) fn connection(connection_id: &str) -> ConnectionInfo {
         ConnectionInfo {
             connection_id: connection_id.to_owned(),
             participant_id: format!("p-{connection_id}"),
@@ -109,7 +109,7 @@ mod bridge_calls {
         }
     }
 
-    pub async fn join(addr: std::net::SocketAddr, session_id: &str, connection_id: &str) {
+    pub(crate) async fn join(addr: std::net::SocketAddr, session_id: &str, connection_id: &str) {
         let mut client = ConnectionServiceClient::connect(format!("http://{addr}"))
             .await
             .expect("core reachable");
@@ -123,7 +123,7 @@ mod bridge_calls {
             .expect("join");
     }
 
-    pub async fn refresh(addr: std::net::SocketAddr, session_id: &str, connection_ids: &[&str]) {
+    pub(crate) async fn refresh(addr: std::net::SocketAddr, session_id: &str, connection_ids: &[&str]) {
         let mut client = ConnectionServiceClient::connect(format!("http://{addr}"))
             .await
             .expect("core reachable");
@@ -136,7 +136,7 @@ mod bridge_calls {
             .expect("refresh");
     }
 
-    pub async fn chat(
+    pub(crate) async fn chat(
         addr: std::net::SocketAddr,
         session_id: &str,
         connection_id: &str,

@@ -442,11 +442,19 @@ mod tests {
     fn bad_names() {
         assert_eq!(
             reason(&GOOD.replace("Ada%20Lovelace", "Ada%0ALovelace")),
-            "invalid name: control characters are not allowed"
+            "invalid name: it contains control characters"
         );
         assert_eq!(
             reason(&GOOD.replace("Ada%20Lovelace", "Ada%1B%5B31m")),
-            "invalid name: control characters are not allowed"
+            "invalid name: it contains control characters"
+        );
+        assert_eq!(
+            reason(&GOOD.replace("Ada%20Lovelace", "%E2%80%8B%E2%80%8C")),
+            "invalid name: it has no visible characters"
+        );
+        assert_eq!(
+            reason(&GOOD.replace("Ada%20Lovelace", "Ada%E2%80%AE")),
+            "invalid name: it contains bidirectional control characters"
         );
         let long = "é".repeat(MAX_NAME_CHARS + 1);
         assert_eq!(

@@ -14,8 +14,8 @@ use super::config::ScyllaConfig;
 use super::rows::bucket_of;
 use super::schema::SchemaError;
 
-/// The migration after whose DDL [`sender_refs`] runs.
-pub(crate) const SENDER_REFS_VERSION: i32 = 2;
+/// The migration after whose DDL [`sender_refs`] runs, by its label.
+pub(crate) const SENDER_REFS_MIGRATION: &str = "0002_chat_by_sender_ref";
 
 /// Rows read per page of the old index.
 const PAGE_SIZE: i32 = 1000;

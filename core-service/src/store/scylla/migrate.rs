@@ -110,7 +110,7 @@ async fn apply_pending(
         for statement in &statements {
             run_ddl(session, statement).await?;
         }
-        if migration.version == super::backfill::SENDER_REFS_VERSION {
+        if migration.label() == super::backfill::SENDER_REFS_MIGRATION {
             super::backfill::sender_refs(session, config).await?;
         }
         session
