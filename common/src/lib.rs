@@ -14,3 +14,4 @@ pub mod grpc_auth;
 pub mod key;
 pub mod metrics;
 pub mod telemetry;
+pub mod text;

@@ -173,7 +173,7 @@ impl LeaseService for CoreApi {
     ) -> Result<Response<LeaseResponse>, Status> {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
-        validate::actor(request.actor.as_ref())?;
+        validate::lease_set(&request)?;
         self.dispatch(key, |reply| Command::SetLease { request, reply })
             .await
     }
@@ -184,7 +184,7 @@ impl LeaseService for CoreApi {
     ) -> Result<Response<LeaseResponse>, Status> {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
-        validate::actor(request.actor.as_ref())?;
+        validate::lease_release(&request)?;
         self.dispatch(key, |reply| Command::ReleaseLease { request, reply })
             .await
     }

@@ -22,6 +22,33 @@ pub use traced::TracedStore;
 
 pub use meno_common::key::{SessionKey, DEFAULT_TENANT};
 
+/// The idempotency key of a chat message within its session: the sender and
+/// the sender's own reference. The same client_ref from two senders names two
+/// messages, so nobody can block another's message by guessing its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChatRef {
+    /// The participant (or backend) that sent the message.
+    pub sender_id: String,
+    /// The sender's reference (seed 000's `messageId`).
+    pub client_ref: String,
+}
+
+impl ChatRef {
+    /// A reference from its parts.
+    pub fn new(sender_id: impl Into<String>, client_ref: impl Into<String>) -> Self {
+        Self {
+            sender_id: sender_id.into(),
+            client_ref: client_ref.into(),
+        }
+    }
+
+    /// The key `message` is stored under, if it has a client_ref.
+    pub fn of(message: &ChatMessage) -> Option<Self> {
+        (!message.client_ref.is_empty())
+            .then(|| Self::new(message.sender_id.clone(), message.client_ref.clone()))
+    }
+}
+
 /// A connection row: written whole, with the time it expires unless refreshed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredConnection {
@@ -67,7 +94,7 @@ pub struct SessionWrite {
     pub step_index: Option<i64>,
     /// A lease change.
     pub lease: Option<LeaseWrite>,
-    /// New chat messages, each with its client_ref index entry.
+    /// New chat messages, each with its (sender, client_ref) index entry.
     pub messages: Vec<ChatMessage>,
     /// Presence rows written whole (the latest state per participant).
     pub presence: Vec<PresenceState>,
@@ -129,11 +156,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
 
-    /// The stored messages whose client_ref is among `client_refs`.
+    /// The stored messages whose (sender, client_ref) is among `refs`;
+    /// references with an empty client_ref are ignored.
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError>;
 
     /// Ok when the backend can serve; used by readiness and health.

@@ -1,7 +1,11 @@
 //! Checks of what callers send, before anything reaches a session actor.
 //! Limits are the documented ones; each failure names the field.
 
-use meno_proto::{Actor, ConnectionInfo, PresenceUpdateRequest, SendChatRequest, SessionRef};
+use meno_common::text::MAX_SAFE_INTEGER;
+use meno_proto::{
+    Actor, ConnectionInfo, LeaseReleaseRequest, LeaseSetRequest, PresenceUpdateRequest,
+    SendChatRequest, SessionRef,
+};
 
 use crate::error::CoreError;
 use crate::store::SessionKey;
@@ -24,12 +28,8 @@ fn id(field: &str, value: &str) -> Result<(), CoreError> {
             "{field} is longer than {MAX_ID_LEN} bytes"
         )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(CoreError::invalid(format!(
-            "{field} contains control characters"
-        )));
-    }
-    Ok(())
+    meno_common::text::check_id_chars(value)
+        .map_err(|why| CoreError::invalid(format!("{field} {why}")))
 }
 
 fn json_object(field: &str, value: &str) -> Result<(), CoreError> {
@@ -68,6 +68,34 @@ pub fn connection(connection: Option<&ConnectionInfo>) -> Result<(), CoreError> 
         return Err(CoreError::invalid(format!(
             "name is longer than {MAX_NAME_CHARS} characters"
         )));
+    }
+    if !connection.name.is_empty() {
+        meno_common::text::display_name(&connection.name)
+            .map_err(|why| CoreError::invalid(format!("name {why}")))?;
+    }
+    Ok(())
+}
+
+/// A lease request: the step is an integer every client can read back, and
+/// a lease id hint follows the id rule.
+pub fn lease_set(request: &LeaseSetRequest) -> Result<(), CoreError> {
+    actor(request.actor.as_ref())?;
+    if request.step_index > MAX_SAFE_INTEGER {
+        return Err(CoreError::invalid(format!(
+            "step_index must be at most {MAX_SAFE_INTEGER}"
+        )));
+    }
+    if !request.lease_id_hint.is_empty() {
+        id("lease_id_hint", &request.lease_id_hint)?;
+    }
+    Ok(())
+}
+
+/// A lease release: the lease id, when given, follows the id rule.
+pub fn lease_release(request: &LeaseReleaseRequest) -> Result<(), CoreError> {
+    actor(request.actor.as_ref())?;
+    if !request.lease_id.is_empty() {
+        id("lease_id", &request.lease_id)?;
     }
     Ok(())
 }

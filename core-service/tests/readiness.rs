@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use meno_core::clock::SystemClock;
 use meno_core::config::SessionConfig;
 use meno_core::server::Core;
-use meno_core::store::{MemoryStore, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use meno_core::store::{
+    ChatRef, MemoryStore, SessionKey, SessionRecord, SessionWrite, Store, StoreError,
+};
 use meno_proto::ChatMessage;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -50,9 +52,9 @@ impl Store for SwitchedStore {
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        self.inner.chat_by_client_refs(key, client_refs).await
+        self.inner.chat_by_client_refs(key, refs).await
     }
     async fn check_ready(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {

@@ -5,7 +5,7 @@
 use meno_core::store::scylla::schema::{self, Migration, SchemaError};
 use meno_core::store::scylla::testing::{cql_available, test_config, unique_prefix};
 use meno_core::store::scylla::{connect_session, migrate, ScyllaConfig};
-use meno_core::store::{ScyllaStore, Store, StoreError};
+use meno_core::store::{ChatRef, ScyllaStore, SessionKey, Store, StoreError};
 use scylla::client::session::Session;
 
 async fn fresh_keyspace(test: &str) -> Option<(ScyllaConfig, Session)> {
@@ -52,7 +52,8 @@ async fn migrate_applies_once_then_is_a_no_op() {
     let bundled = schema::bundled();
     let first = migrate(&session, &config, &bundled).await.unwrap();
     assert!(first.created_keyspace);
-    assert_eq!(first.applied, ["0001_initial"]);
+    let labels: Vec<String> = bundled.iter().map(Migration::label).collect();
+    assert_eq!(first.applied, labels);
     let mut expected: Vec<String> = config
         .tables
         .placeholders()
@@ -70,7 +71,7 @@ async fn migrate_applies_once_then_is_a_no_op() {
         "re-apply applied {:?}",
         second.applied
     );
-    assert_eq!(second.already_applied, ["0001_initial"]);
+    assert_eq!(second.already_applied, labels);
 
     // A core now accepts the keyspace and serves from it.
     let store = ScyllaStore::connect(config.clone()).await.unwrap();
@@ -144,16 +145,13 @@ async fn two_concurrent_runs_apply_each_migration_once() {
         migrate(&other, &config, &bundled)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
+    let labels: Vec<String> = bundled.iter().map(Migration::label).collect();
     let mut applied = [a.applied.clone(), b.applied.clone()].concat();
     applied.sort();
-    assert_eq!(
-        applied,
-        ["0001_initial"],
-        "applied by both or neither: {a:?} {b:?}"
-    );
+    assert_eq!(applied, labels, "applied by both or neither: {a:?} {b:?}");
     assert!(
-        a.already_applied == ["0001_initial"] || b.already_applied == ["0001_initial"],
-        "the loser saw it applied: {a:?} {b:?}"
+        a.already_applied == labels || b.already_applied == labels,
+        "the loser saw them applied: {a:?} {b:?}"
     );
     schema::check(&session, &config, &bundled).await.unwrap();
     drop_keyspace(&session, &config.keyspace).await;
@@ -202,4 +200,59 @@ async fn migrate_without_create_keyspace_names_the_fix() {
         .unwrap_err()
         .to_string()
         .contains("--create-keyspace"));
+}
+
+/// A keyspace from before per-sender idempotency (0001 only, messages
+/// indexed by client_ref alone): migrate applies 0002 and copies each index
+/// row under its message's sender, so a retry of an old message still
+/// dedupes, and the same reference from someone else does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0002_moves_the_client_ref_index_under_its_senders() {
+    let Some((config, session)) = fresh_keyspace("sender_refs").await else {
+        return;
+    };
+    let bundled = schema::bundled();
+    migrate(&session, &config, &bundled[..1]).await.unwrap();
+    let ks = &config.keyspace;
+    for (seq, sender, client_ref) in [(1_i64, "ann", "m-1"), (2, "bob", "m-2")] {
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {ks}.chat_messages (tenant, session_id, bucket, seq, id, \
+                     client_ref, sender_id, content) VALUES ('t', 's', 0, ?, ?, ?, ?, 'old')"
+                ),
+                (seq, format!("id-{seq}"), client_ref, sender),
+            )
+            .await
+            .unwrap();
+        session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {ks}.chat_by_client_ref (tenant, session_id, client_ref, seq) \
+                     VALUES ('t', 's', ?, ?)"
+                ),
+                (client_ref, seq),
+            )
+            .await
+            .unwrap();
+    }
+    let report = migrate(&session, &config, &bundled).await.unwrap();
+    assert_eq!(report.applied, ["0002_chat_by_sender_ref"]);
+    let store = ScyllaStore::connect(config.clone()).await.unwrap();
+    let key = SessionKey::new("t", "s");
+    let found = store
+        .chat_by_client_refs(
+            &key,
+            &[
+                ChatRef::new("ann", "m-1"),
+                ChatRef::new("bob", "m-2"),
+                ChatRef::new("bob", "m-1"),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut seqs: Vec<u64> = found.iter().map(|message| message.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2]);
+    drop_keyspace(&session, &config.keyspace).await;
 }

@@ -14,7 +14,7 @@ use meno_core::store::scylla::testing::{
 };
 use meno_core::store::scylla::{connect_session, ScyllaConfig};
 use meno_core::store::{
-    conformance, LeaseWrite, ScyllaStore, SessionKey, SessionWrite, Store, StoreError,
+    conformance, ChatRef, LeaseWrite, ScyllaStore, SessionKey, SessionWrite, Store, StoreError,
     StoredConnection,
 };
 use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
@@ -239,7 +239,8 @@ async fn history_crosses_buckets_both_ways() {
         [10_000, 10_001, 45_000, 45_001]
     );
     assert_eq!(got(store.chat_after(&key, 0, 2).await.unwrap()), [5, 9_999]);
-    let refs = vec!["r45000".to_owned(), "r5".to_owned()];
+    // These messages name no sender: their references are under the empty one.
+    let refs = vec![ChatRef::new("", "r45000"), ChatRef::new("", "r5")];
     assert_eq!(
         got(store.chat_by_client_refs(&key, &refs).await.unwrap()),
         [5, 45_000]

@@ -352,7 +352,9 @@ pub fn identity_from_claims(config: &JwtConfig, claims: &Value) -> Result<Identi
         .map(|exp| exp.saturating_mul(1000));
     Ok(Identity {
         participant_id,
-        name: text(&names.name).filter(|name| !name.trim().is_empty()),
+        // A name claim that breaks the display-name rule is ignored (the
+        // user cannot fix their token): the participant id is shown instead.
+        name: text(&names.name).filter(|name| meno_common::text::display_name(name).is_ok()),
         role,
         tenant: text(&names.tenant).filter(|tenant| !tenant.is_empty()),
         sessions,

@@ -230,6 +230,16 @@ pub enum ProtocolError {
         /// What is counted: "bytes" or "characters".
         unit: &'static str,
     },
+    /// A text field breaks the rule for its kind (ids, names).
+    #[error("`payload.{field}` {why}")]
+    InvalidText {
+        /// The action.
+        action: &'static str,
+        /// The field's wire name.
+        field: &'static str,
+        /// Which rule it breaks.
+        why: meno_common::text::TextError,
+    },
     /// A number is outside the range the field allows.
     #[error("`payload.{field}` must be {expected}, got {value}")]
     OutOfRange {
@@ -268,6 +278,7 @@ impl ProtocolError {
             | Self::InvalidStatus { action, .. }
             | Self::Empty { action, .. }
             | Self::TooLong { action, .. }
+            | Self::InvalidText { action, .. }
             | Self::OutOfRange { action, .. } => Some(action),
         }
     }

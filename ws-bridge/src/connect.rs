@@ -73,9 +73,10 @@ pub enum ConnectError {
         /// The field's query name.
         field: &'static str,
     },
-    /// The name contains control characters (newlines, escapes).
-    #[error("invalid name: control characters are not allowed")]
-    NameControlChars,
+    /// The name breaks the display-name rule (control or bidirectional
+    /// characters, nothing visible).
+    #[error("invalid name: it {0}")]
+    InvalidName(meno_common::text::TextError),
     /// `role` is not one of the three.
     #[error("invalid role {value:?}: expected student, teacher or observer")]
     InvalidRole {
@@ -232,10 +233,8 @@ fn name(value: Option<Cow<'_, str>>) -> Result<String, ConnectError> {
             max: MAX_NAME_CHARS,
         });
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ConnectError::NameControlChars);
-    }
-    Ok(trimmed.to_owned())
+    let name = meno_common::text::display_name(trimmed).map_err(ConnectError::InvalidName)?;
+    Ok(name.to_owned())
 }
 
 fn role(value: Cow<'_, str>) -> Result<Role, ConnectError> {
@@ -443,11 +442,19 @@ mod tests {
     fn bad_names() {
         assert_eq!(
             reason(&GOOD.replace("Ada%20Lovelace", "Ada%0ALovelace")),
-            "invalid name: control characters are not allowed"
+            "invalid name: it contains control characters"
         );
         assert_eq!(
             reason(&GOOD.replace("Ada%20Lovelace", "Ada%1B%5B31m")),
-            "invalid name: control characters are not allowed"
+            "invalid name: it contains control characters"
+        );
+        assert_eq!(
+            reason(&GOOD.replace("Ada%20Lovelace", "%E2%80%8B%E2%80%8C")),
+            "invalid name: it has no visible characters"
+        );
+        assert_eq!(
+            reason(&GOOD.replace("Ada%20Lovelace", "Ada%E2%80%AE")),
+            "invalid name: it contains bidirectional control characters"
         );
         let long = "é".repeat(MAX_NAME_CHARS + 1);
         assert_eq!(

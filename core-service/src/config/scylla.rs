@@ -134,6 +134,14 @@ pub struct ScyllaArgs {
         default_value = "chat_by_client_ref"
     )]
     pub scylla_table_chat_by_client_ref: String,
+    /// Table of the per-sender idempotency index (sender, client_ref) -> seq;
+    /// migration 0002 fills it from the client_ref index.
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CHAT_BY_SENDER_REF",
+        default_value = "chat_by_sender_ref"
+    )]
+    pub scylla_table_chat_by_sender_ref: String,
     /// Table of presence (seed 002 PresenceTableName).
     #[arg(long, env = "MENO_SCYLLA_TABLE_PRESENCE", default_value = "presence")]
     pub scylla_table_presence: String,
@@ -211,6 +219,7 @@ impl ScyllaArgs {
                 chat_messages: self.scylla_table_chat.clone(),
                 chat_buckets: self.scylla_table_chat_buckets.clone(),
                 chat_by_client_ref: self.scylla_table_chat_by_client_ref.clone(),
+                chat_by_sender_ref: self.scylla_table_chat_by_sender_ref.clone(),
                 presence: self.scylla_table_presence.clone(),
                 connections: self.scylla_table_connections.clone(),
                 connections_by_user: self.scylla_table_connections_by_user.clone(),

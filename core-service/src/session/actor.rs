@@ -12,7 +12,7 @@ use std::sync::Arc;
 use meno_proto::{
     join_response, session_event, ChatMessage, HeartbeatResponse, JoinRequest, JoinResponse,
     LeaseResponse, LeaveResponse, PresenceSnapshotResponse, PresenceUpdateResponse,
-    RefreshResponse, SessionEvent,
+    RefreshResponse, SendChatRequest, SessionEvent,
 };
 use tokio::sync::mpsc;
 
@@ -24,7 +24,7 @@ use super::millis;
 use super::state::SessionState;
 use crate::error::CoreError;
 use crate::registry::ActorContext;
-use crate::store::SessionKey;
+use crate::store::{ChatRef, SessionKey};
 
 /// The batch buffer an actor keeps between batches; one that a burst grew
 /// larger is dropped after its batch.
@@ -45,8 +45,9 @@ pub(crate) fn spawn_actor(
 /// What a batch needs from the store before it can be decided.
 #[derive(Debug, Default)]
 struct Prefetched {
-    /// Stored messages by client_ref, for dedupe beyond the recent window.
-    duplicates: HashMap<String, ChatMessage>,
+    /// Stored messages by sender and client_ref, for dedupe beyond the
+    /// recent window.
+    duplicates: HashMap<ChatRef, ChatMessage>,
     /// Stored chat after a `lastSeq` the ring no longer covers.
     resume_chat: HashMap<u64, Vec<ChatMessage>>,
 }
@@ -140,17 +141,13 @@ async fn prefetch(
     commands: &[Command],
 ) -> Result<Prefetched, CoreError> {
     let mut prefetched = Prefetched::default();
-    let unknown_refs: Vec<String> = commands
+    let unknown_refs: Vec<ChatRef> = commands
         .iter()
         .filter_map(|command| match command {
-            Command::SendChat { request, .. }
-                if !request.client_ref.is_empty()
-                    && !state.knows_client_ref(&request.client_ref) =>
-            {
-                Some(request.client_ref.clone())
-            }
+            Command::SendChat { request, .. } => chat_ref(request),
             _ => None,
         })
+        .filter(|reference| !state.knows_client_ref(reference))
         .collect();
     if !unknown_refs.is_empty() {
         for message in context
@@ -158,9 +155,9 @@ async fn prefetch(
             .chat_by_client_refs(state.key(), &unknown_refs)
             .await?
         {
-            prefetched
-                .duplicates
-                .insert(message.client_ref.clone(), message);
+            if let Some(reference) = ChatRef::of(&message) {
+                prefetched.duplicates.insert(reference, message);
+            }
         }
     }
     for command in commands {
@@ -262,7 +259,8 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
             state.defer_reply(reply, Ok(RefreshResponse { restored }));
         }
         Command::SendChat { request, reply } => {
-            let stored = prefetched.duplicates.get(&request.client_ref).cloned();
+            let stored = chat_ref(&request)
+                .and_then(|reference| prefetched.duplicates.get(&reference).cloned());
             let result = state.send_chat(request, stored, now);
             state.defer_reply(reply, result);
         }
@@ -317,6 +315,16 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
             reply,
         }),
     }
+}
+
+/// The idempotency key of a `chat.send`: its sender's client_ref.
+fn chat_ref(request: &SendChatRequest) -> Option<ChatRef> {
+    let sender_id = request
+        .actor
+        .as_ref()
+        .map(|actor| actor.participant_id.as_str());
+    (!request.client_ref.is_empty())
+        .then(|| ChatRef::new(sender_id.unwrap_or_default(), request.client_ref.clone()))
 }
 
 fn lease_response(lease: meno_proto::LeaseState, seq: u64) -> LeaseResponse {

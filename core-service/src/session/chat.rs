@@ -1,5 +1,6 @@
-//! Chat: idempotent by client_ref, durable before it is published. The
-//! newest messages stay in memory for `chat.sync`, snapshots and dedupe.
+//! Chat: idempotent by the sender's client_ref (the same reference from two
+//! senders names two messages), durable before it is published. The newest
+//! messages stay in memory for `chat.sync`, snapshots and dedupe.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -7,6 +8,7 @@ use meno_proto::{session_event, ChatMessage, Role, SendChatRequest, SendChatResp
 
 use super::events::Stage;
 use crate::error::CoreError;
+use crate::store::ChatRef;
 
 /// The kind of a message that names none.
 const DEFAULT_KIND: &str = "text";
@@ -15,8 +17,8 @@ const DEFAULT_KIND: &str = "text";
 pub(crate) struct Chat {
     /// The newest messages, oldest first.
     recent: VecDeque<ChatMessage>,
-    /// The recent messages by client_ref.
-    refs: HashMap<String, ChatMessage>,
+    /// The recent messages by sender and client_ref.
+    refs: HashMap<ChatRef, ChatMessage>,
 }
 
 impl Chat {
@@ -34,20 +36,19 @@ impl Chat {
         self.recent.iter()
     }
 
-    /// Whether a recent message carries this client_ref (else the store may).
-    pub(crate) fn knows_ref(&self, client_ref: &str) -> bool {
-        self.refs.contains_key(client_ref)
+    /// Whether a recent message carries this reference (else the store may).
+    pub(crate) fn knows_ref(&self, reference: &ChatRef) -> bool {
+        self.refs.contains_key(reference)
     }
 
     fn remember(&mut self, message: ChatMessage, keep: usize) {
-        if !message.client_ref.is_empty() {
-            self.refs
-                .insert(message.client_ref.clone(), message.clone());
+        if let Some(reference) = ChatRef::of(&message) {
+            self.refs.insert(reference, message.clone());
         }
         self.recent.push_back(message);
         while self.recent.len() > keep.max(1) {
-            if let Some(old) = self.recent.pop_front() {
-                self.refs.remove(&old.client_ref);
+            if let Some(reference) = self.recent.pop_front().as_ref().and_then(ChatRef::of) {
+                self.refs.remove(&reference);
             }
         }
     }
@@ -62,9 +63,11 @@ impl Chat {
         stored_duplicate: Option<ChatMessage>,
         stage: &mut Stage<'_>,
     ) -> Result<SendChatResponse, CoreError> {
+        let actor = request.actor.unwrap_or_default();
+        let reference = ChatRef::new(actor.participant_id.as_str(), request.client_ref.as_str());
         if let Some(known) = stored_duplicate.or_else(|| {
-            (!request.client_ref.is_empty())
-                .then(|| self.refs.get(&request.client_ref).cloned())
+            (!reference.client_ref.is_empty())
+                .then(|| self.refs.get(&reference).cloned())
                 .flatten()
         }) {
             return Ok(SendChatResponse {
@@ -72,7 +75,6 @@ impl Chat {
                 duplicate: true,
             });
         }
-        let actor = request.actor.unwrap_or_default();
         let (sender_name, sender_role) = match sender {
             Some(identity) => identity,
             None if actor.role() == Role::Service => (actor.name.clone(), actor.role()),

@@ -125,6 +125,27 @@ impl Presence {
                 .collect(),
             last_flush_ms: now,
         };
+        // A connection stored before its participant's row was written
+        // behind (the core stopped within a flush interval of the join): the
+        // participant is rebuilt from the connection, so its calls are served.
+        for connection in presence.connections.values() {
+            let info = &connection.info;
+            presence
+                .participants
+                .entry(info.participant_id.clone())
+                .or_insert_with(|| {
+                    let mut participant = Participant::restored(PresenceState {
+                        participant_id: info.participant_id.clone(),
+                        name: info.name.clone(),
+                        role: info.role,
+                        color: derived_color(&info.participant_id),
+                        last_seen_ms: now,
+                        ..PresenceState::default()
+                    });
+                    participant.dirty = true;
+                    participant
+                });
+        }
         let grace = millis(config.reconnect_grace);
         let ids: Vec<String> = presence.participants.keys().cloned().collect();
         for id in ids {
@@ -147,6 +168,11 @@ impl Presence {
             .any(|connection| connection.info.participant_id == participant_id)
     }
 
+    /// Whether `connection_id` is registered here.
+    pub(crate) fn has_connection(&self, connection_id: &str) -> bool {
+        self.connections.contains_key(connection_id)
+    }
+
     /// True while some connection is registered.
     pub(crate) fn has_connections(&self) -> bool {
         !self.connections.is_empty()
@@ -162,6 +188,8 @@ impl Presence {
 
     /// Re-derives a participant's status and, if anything visible changed,
     /// stages a `presence.event`. True when the participant went offline.
+    /// `lastSeen` alone is no change: another socket of a participant already
+    /// online, or a touch, publishes nothing (the time is written behind).
     fn settle(
         &mut self,
         participant_id: &str,
@@ -173,8 +201,16 @@ impl Presence {
             return false;
         };
         participant.derive_status(connected);
-        if before.as_ref() == Some(&participant.state) {
-            return false;
+        if let Some(before) = before {
+            let seen_moved = before.last_seen_ms != participant.state.last_seen_ms;
+            let same = PresenceState {
+                last_seen_ms: participant.state.last_seen_ms,
+                ..before
+            } == participant.state;
+            if same {
+                participant.dirty |= seen_moved;
+                return false;
+            }
         }
         participant.dirty = true;
         let state = participant.state.clone();

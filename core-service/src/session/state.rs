@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use meno_proto::{
-    ChatMessage, ConnectionInfo, HeartbeatRequest, JoinResponse, LeaseReleaseRequest,
+    Actor, ChatMessage, ConnectionInfo, HeartbeatRequest, JoinResponse, LeaseReleaseRequest,
     LeaseSetRequest, LeaseState, PresenceState, PresenceUpdateRequest, SendChatRequest,
     SendChatResponse, SessionEvent, SessionRef,
 };
@@ -24,7 +24,11 @@ use super::lease::Lease;
 use super::presence::Presence;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
-use crate::store::{SessionKey, SessionRecord};
+use crate::store::{ChatRef, SessionKey, SessionRecord};
+
+/// When a client may retry a call for a connection being re-registered: a
+/// bridge rejoins its sockets within about a second of a core restart.
+const REJOIN_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Stages into the state's batch at `now`: borrows only the log, the batch,
 /// the key and the config, so the parts stay free to decide.
@@ -136,9 +140,9 @@ impl SessionState {
         self.batch.staged_chat()
     }
 
-    /// Whether a recent message carries this client_ref.
-    pub(crate) fn knows_client_ref(&self, client_ref: &str) -> bool {
-        self.chat.knows_ref(client_ref)
+    /// Whether a recent message carries this sender's client_ref.
+    pub(crate) fn knows_client_ref(&self, reference: &ChatRef) -> bool {
+        self.chat.knows_ref(reference)
     }
 
     /// Everything a new connection needs, current to the head seq.
@@ -176,6 +180,25 @@ impl SessionState {
         self.events.prune_subscribers();
     }
 
+    /// A bridge acts for a client through the connection it holds. One this
+    /// session does not know (the core restarted and the bridge has not
+    /// rejoined it yet, or its TTL ran out while the bridge was cut off) is a
+    /// fault of ours the bridge is repairing: a retryable `Unavailable`, never
+    /// a refusal a client would drop its message for. A backend acting
+    /// without a connection is judged by its participant alone.
+    fn check_connection(&self, actor: Option<&Actor>) -> Result<(), CoreError> {
+        let connection_id = actor.map_or("", |actor| actor.connection_id.as_str());
+        if connection_id.is_empty() || self.presence.has_connection(connection_id) {
+            return Ok(());
+        }
+        let mut err = CoreError::unavailable(format!(
+            "connection {connection_id:?} is not registered in this session yet \
+             (the bridge is re-registering it); retry"
+        ));
+        err.retry_after = Some(REJOIN_RETRY_AFTER);
+        Err(err)
+    }
+
     /// Registers a connection and marks its participant online.
     pub(crate) fn connect(&mut self, info: ConnectionInfo, now: i64) {
         let mut stage = stage!(self, now);
@@ -205,6 +228,7 @@ impl SessionState {
         participant_id: &str,
         now: i64,
     ) -> Result<PresenceState, CoreError> {
+        self.check_connection(request.actor.as_ref())?;
         let mut stage = stage!(self, now);
         self.presence.update(request, participant_id, &mut stage)
     }
@@ -215,6 +239,7 @@ impl SessionState {
         participant_id: &str,
         now: i64,
     ) -> Result<(), CoreError> {
+        self.check_connection(request.actor.as_ref())?;
         let mut stage = stage!(self, now);
         self.presence.heartbeat(request, participant_id, &mut stage)
     }
@@ -236,6 +261,9 @@ impl SessionState {
         stored_duplicate: Option<ChatMessage>,
         now: i64,
     ) -> Result<SendChatResponse, CoreError> {
+        if stored_duplicate.is_none() {
+            self.check_connection(request.actor.as_ref())?;
+        }
         let sender = request
             .actor
             .as_ref()
@@ -252,6 +280,7 @@ impl SessionState {
         claimed_role: meno_proto::Role,
         now: i64,
     ) -> Result<(LeaseState, u64), CoreError> {
+        self.check_connection(request.actor.as_ref())?;
         let role = self.presence.role_of(participant_id, claimed_role);
         let mut stage = stage!(self, now);
         self.lease.set(request, participant_id, role, &mut stage)
@@ -264,6 +293,7 @@ impl SessionState {
         claimed_role: meno_proto::Role,
         now: i64,
     ) -> Result<(LeaseState, u64), CoreError> {
+        self.check_connection(request.actor.as_ref())?;
         let role = self.presence.role_of(participant_id, claimed_role);
         let mut stage = stage!(self, now);
         self.lease

@@ -43,7 +43,7 @@ mod presence;
 mod session;
 
 pub use chat::{
-    chat_after_pages_oldest_first, chat_page_pages_newest_first,
+    chat_after_pages_oldest_first, chat_page_pages_newest_first, client_ref_is_scoped_by_sender,
     duplicate_client_ref_is_stored_once,
 };
 pub use concurrency::concurrent_writes_are_all_durable;
@@ -72,6 +72,7 @@ pub async fn run_all(store: &dyn Store, prefix: &str) -> Result<(), String> {
         chat_page_pages_newest_first,
         chat_after_pages_oldest_first,
         duplicate_client_ref_is_stored_once,
+        client_ref_is_scoped_by_sender,
         presence_is_written_whole_and_removed,
         connections_are_upserted_and_removed,
         tenants_and_sessions_are_isolated,

@@ -12,8 +12,10 @@
 //! adjacent and one tenant never sees another's:
 //! - `sessions` (tenant, session_id) -> seq_mark, step_index, lease
 //! - `chat` (tenant, session_id, seq) -> `ChatMessage`
-//! - `chat_by_client_ref` (tenant, session_id, client_ref) -> seq, written in
-//!   the same transaction as the message
+//! - `chat_by_sender_ref` (tenant, session_id, sender_id, client_ref) -> seq,
+//!   written in the same transaction as the message (a file from before
+//!   per-sender idempotency has `chat_by_client_ref` (tenant, session_id,
+//!   client_ref) instead: `open` moves it over once, see [`upgrade`])
 //! - `presence` (tenant, session_id, participant_id) -> `PresenceState`
 //! - `connections` (tenant, session_id, connection_id) -> connection + expiry
 
@@ -27,7 +29,7 @@ use meno_proto::ChatMessage;
 use redb::{Database, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
 mod reads;
 mod rows;
@@ -44,6 +46,9 @@ const QUEUE_CAPACITY: usize = 4096;
 
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const CHAT: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chat");
+const CHAT_BY_SENDER_REF: TableDefinition<(&str, &str, &str, &str), u64> =
+    TableDefinition::new("chat_by_sender_ref");
+/// The index before idempotency was scoped by sender; only [`upgrade`] reads it.
 const CHAT_BY_CLIENT_REF: TableDefinition<(&str, &str, &str), u64> =
     TableDefinition::new("chat_by_client_ref");
 const PRESENCE: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("presence");
@@ -115,10 +120,49 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(SESSIONS)?;
     txn.open_table(CHAT)?;
-    txn.open_table(CHAT_BY_CLIENT_REF)?;
+    txn.open_table(CHAT_BY_SENDER_REF)?;
     txn.open_table(PRESENCE)?;
     txn.open_table(CONNECTIONS)?;
+    upgrade(&txn)?;
     txn.commit()?;
+    Ok(())
+}
+
+/// Moves a client_ref index from before per-sender idempotency into
+/// `chat_by_sender_ref`, keyed by each message's sender, and drops it. Runs in
+/// the same transaction as table creation: a crash leaves the old file as it
+/// was, and the next open does it again.
+fn upgrade(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use redb::{ReadableTable as _, TableHandle as _};
+    let exists = txn
+        .list_tables()?
+        .any(|table| table.name() == CHAT_BY_CLIENT_REF.name());
+    if !exists {
+        return Ok(());
+    }
+    let mut moved = 0_u64;
+    {
+        let old = txn.open_table(CHAT_BY_CLIENT_REF)?;
+        let chat = txn.open_table(CHAT)?;
+        let mut new = txn.open_table(CHAT_BY_SENDER_REF)?;
+        for entry in old.iter()? {
+            let (row_key, seq) = entry?;
+            let (tenant, session_id, client_ref) = row_key.value();
+            let seq = seq.value();
+            let Some(row) = chat.get((tenant, session_id, seq))? else {
+                continue;
+            };
+            let key = SessionKey::new(tenant, session_id);
+            let message = reads::decode_message(&key, seq, row.value())?;
+            new.insert(
+                (tenant, session_id, message.sender_id.as_str(), client_ref),
+                seq,
+            )?;
+            moved += 1;
+        }
+    }
+    txn.delete_table(CHAT_BY_CLIENT_REF)?;
+    tracing::info!(moved, "embedded store: chat index now keyed by sender");
     Ok(())
 }
 
@@ -187,11 +231,11 @@ impl Store for EmbeddedStore {
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let key = key.clone();
-        let client_refs = client_refs.to_vec();
-        self.read(move |db| reads::chat_by_client_refs(db, &key, &client_refs))
+        let refs = refs.to_vec();
+        self.read(move |db| reads::chat_by_client_refs(db, &key, &refs))
             .await
     }
 

@@ -13,7 +13,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use meno_proto::{ChatMessage, LeaseState, PresenceState};
 
-use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError, StoredConnection};
+use super::{
+    ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError, StoredConnection,
+};
 
 /// A [`Store`] that keeps everything in process memory.
 #[derive(Debug, Default)]
@@ -28,8 +30,8 @@ struct SessionData {
     step_index: i64,
     lease: Option<LeaseState>,
     chat: BTreeMap<u64, ChatMessage>,
-    /// client_ref -> seq; an empty client_ref has no entry.
-    client_refs: HashMap<String, u64>,
+    /// (sender, client_ref) -> seq; an empty client_ref has no entry.
+    client_refs: HashMap<ChatRef, u64>,
     presence: BTreeMap<String, PresenceState>,
     connections: BTreeMap<String, StoredConnection>,
 }
@@ -62,17 +64,18 @@ impl SessionData {
             self.lease = Some(lease.state);
         }
         for message in write.messages {
-            // History is append-only and client_ref deduplicates: the first
-            // message stored under a seq or a client_ref wins.
+            // History is append-only and a sender's client_ref deduplicates:
+            // the first message stored under a seq or a reference wins.
+            let reference = ChatRef::of(&message);
             if self.chat.contains_key(&message.seq)
-                || (!message.client_ref.is_empty()
-                    && self.client_refs.contains_key(&message.client_ref))
+                || reference
+                    .as_ref()
+                    .is_some_and(|reference| self.client_refs.contains_key(reference))
             {
                 continue;
             }
-            if !message.client_ref.is_empty() {
-                self.client_refs
-                    .insert(message.client_ref.clone(), message.seq);
+            if let Some(reference) = reference {
+                self.client_refs.insert(reference, message.seq);
             }
             self.chat.insert(message.seq, message);
         }
@@ -183,16 +186,16 @@ impl Store for MemoryStore {
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let sessions = self.sessions()?;
         let Some(data) = sessions.get(key) else {
             return Ok(Vec::new());
         };
-        let seqs: BTreeSet<u64> = client_refs
+        let seqs: BTreeSet<u64> = refs
             .iter()
-            .filter(|client_ref| !client_ref.is_empty())
-            .filter_map(|client_ref| data.client_refs.get(client_ref).copied())
+            .filter(|reference| !reference.client_ref.is_empty())
+            .filter_map(|reference| data.client_refs.get(reference).copied())
             .collect();
         Ok(seqs
             .iter()

@@ -32,10 +32,11 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use tokio::sync::watch;
 
-use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 use error::StoreFailure;
 use statements::Statements;
 
+mod backfill;
 pub mod config;
 mod error;
 pub mod migrate;
@@ -311,9 +312,9 @@ impl Store for ScyllaStore {
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        read::chat_by_client_refs(&*self.connected()?, key, client_refs).await
+        read::chat_by_client_refs(&*self.connected()?, key, refs).await
     }
 
     /// One read of the sessions table at the configured consistency, within

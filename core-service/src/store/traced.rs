@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use meno_proto::ChatMessage;
 use tracing::Instrument;
 
-use super::{SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
 /// `inner` with each call in a span.
 #[derive(Debug)]
@@ -97,15 +97,10 @@ impl Store for TracedStore {
     async fn chat_by_client_refs(
         &self,
         key: &SessionKey,
-        client_refs: &[String],
+        refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let span = store_span!(
-            self,
-            "store.chat_by_client_refs",
-            key,
-            refs = client_refs.len()
-        );
-        self.traced(span, self.inner.chat_by_client_refs(key, client_refs))
+        let span = store_span!(self, "store.chat_by_client_refs", key, refs = refs.len());
+        self.traced(span, self.inner.chat_by_client_refs(key, refs))
             .await
     }
 

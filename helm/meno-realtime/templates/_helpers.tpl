@@ -148,6 +148,7 @@ MENO_SCYLLA_TABLE_LEASE: {{ $s.tables.lease | quote }}
 MENO_SCYLLA_TABLE_CHAT: {{ $s.tables.chat | quote }}
 MENO_SCYLLA_TABLE_CHAT_BUCKETS: {{ $s.tables.chatBuckets | quote }}
 MENO_SCYLLA_TABLE_CHAT_BY_CLIENT_REF: {{ $s.tables.chatByClientRef | quote }}
+MENO_SCYLLA_TABLE_CHAT_BY_SENDER_REF: {{ $s.tables.chatBySenderRef | quote }}
 MENO_SCYLLA_TABLE_PRESENCE: {{ $s.tables.presence | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS: {{ $s.tables.connections | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS_BY_USER: {{ $s.tables.connectionsByUser | quote }}

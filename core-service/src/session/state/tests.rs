@@ -188,3 +188,65 @@ fn a_resume_sees_staged_events_too() {
     assert_eq!(events.len(), 2, "the join's presence and the staged chat");
     assert!(state.events_after(state.head_seq() + 1).is_none());
 }
+
+#[test]
+fn a_call_through_an_unregistered_connection_is_retryable() {
+    // After a core restart the bridge's sockets are unknown until it rejoins
+    // them: their calls must not be refused for good.
+    let mut state = session(SessionRecord::default());
+    let mut request = chat("ann", "r1", "hello");
+    if let Some(actor) = request.actor.as_mut() {
+        actor.connection_id = "c1".to_owned();
+    }
+    let err = state
+        .send_chat(request.clone(), None, T0)
+        .expect_err("c1 is not registered");
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert!(err.code.retryable() && err.retry_after.is_some());
+    // Once the bridge re-registers c1 the same call goes through.
+    state.refresh(vec![connection("c1", "ann", Role::Student)], T0 + 1);
+    state.send_chat(request, None, T0 + 2).expect("c1 is back");
+    // A backend acting without a connection is judged by its participant.
+    let refused = state
+        .send_chat(chat("bob", "r2", "hi"), None, T0 + 3)
+        .expect_err("bob is nobody here");
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+}
+
+#[test]
+fn another_socket_of_an_online_participant_publishes_no_presence() {
+    let mut state = session(SessionRecord::default());
+    state.connect(connection("c1", "ann", Role::Student), T0);
+    assert_eq!(state.take_batch().events.len(), 1, "ann comes online");
+    state.connect(connection("c2", "ann", Role::Student), T0 + 10);
+    assert!(
+        state.take_batch().events.is_empty(),
+        "nothing visible changed"
+    );
+    state.disconnect("c1", true, T0 + 20);
+    assert!(state.take_batch().events.is_empty(), "c2 keeps ann online");
+}
+
+#[test]
+fn a_stored_connection_without_its_presence_row_restores_its_participant() {
+    let stored = crate::store::StoredConnection {
+        info: connection("c1", "ann", Role::Teacher),
+        expires_at_ms: T0 + 60_000,
+    };
+    let mut state = session(SessionRecord {
+        connections: vec![stored],
+        ..SessionRecord::default()
+    });
+    let presence = state.presence_list();
+    assert_eq!(presence.len(), 1);
+    assert_eq!(presence[0].status(), PresenceStatus::Online);
+    let mut request = chat("ann", "r1", "after the restart");
+    if let Some(actor) = request.actor.as_mut() {
+        actor.connection_id = "c1".to_owned();
+    }
+    let sent = state.send_chat(request, None, T0).expect("ann is here");
+    assert_eq!(
+        sent.message.expect("a message").sender_role,
+        Role::Teacher as i32
+    );
+}

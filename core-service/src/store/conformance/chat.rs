@@ -2,9 +2,9 @@
 
 use meno_proto::ChatMessage;
 
-use super::fixtures::{key, message, messages, seqs, write, OrFail};
+use super::fixtures::{alice_refs, key, message, messages, seqs, write, OrFail};
 use super::CheckResult;
-use crate::store::{SessionKey, Store};
+use crate::store::{ChatRef, SessionKey, Store};
 
 /// `chat_page` pages newest first with a `before_seq` cursor, over gaps in
 /// seq, and honours `limit`.
@@ -130,7 +130,7 @@ pub async fn duplicate_client_ref_is_stored_once(store: &dyn Store, prefix: &str
 
     let history = store.chat_after(&key, 0, 100).await.or_fail("chat_after")?;
     ensure_eq!(seqs(&history), vec![1, 3, 5, 6], "stored seqs");
-    let refs: Vec<String> = ["r2", "r1", "unknown", "", "r1"].map(str::to_owned).into();
+    let refs = alice_refs(&["r2", "r1", "unknown", "", "r1"]);
     let mut found = store
         .chat_by_client_refs(&key, &refs)
         .await
@@ -140,6 +140,44 @@ pub async fn duplicate_client_ref_is_stored_once(store: &dyn Store, prefix: &str
         found,
         vec![message(1, "r1", "first"), message(3, "r2", "first")],
         "found"
+    );
+    Ok(())
+}
+
+/// The same client_ref from two senders names two messages (nobody blocks
+/// another's message by guessing its id); each sender's retry still dedupes.
+pub async fn client_ref_is_scoped_by_sender(store: &dyn Store, prefix: &str) -> CheckResult {
+    let key = key(prefix, "ref-by-sender");
+    let from = |seq: u64, sender: &str, content: &str| ChatMessage {
+        sender_id: sender.to_owned(),
+        ..message(seq, "msg-1", content)
+    };
+    write(store, &key, messages(vec![from(1, "ann", "ann's")])).await?;
+    write(
+        store,
+        &key,
+        messages(vec![from(2, "bob", "bob's"), from(3, "bob", "bob's retry")]),
+    )
+    .await?;
+    write(store, &key, messages(vec![from(4, "ann", "ann's retry")])).await?;
+    let history = store.chat_after(&key, 0, 100).await.or_fail("chat_after")?;
+    ensure_eq!(seqs(&history), vec![1, 2], "stored seqs");
+    let mut found = store
+        .chat_by_client_refs(
+            &key,
+            &[
+                ChatRef::new("bob", "msg-1"),
+                ChatRef::new("ann", "msg-1"),
+                ChatRef::new("carol", "msg-1"),
+            ],
+        )
+        .await
+        .or_fail("refs")?;
+    found.sort_by_key(|m| m.seq);
+    ensure_eq!(
+        found,
+        vec![from(1, "ann", "ann's"), from(2, "bob", "bob's")],
+        "found by sender"
     );
     Ok(())
 }

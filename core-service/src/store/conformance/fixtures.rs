@@ -5,8 +5,8 @@ use meno_proto::{PresenceStatus, Role};
 
 use super::CheckResult;
 use crate::store::{
-    LeaseWrite, SessionKey, SessionRecord, SessionWrite, Store, StoreError, StoredConnection,
-    DEFAULT_TENANT,
+    ChatRef, LeaseWrite, SessionKey, SessionRecord, SessionWrite, Store, StoreError,
+    StoredConnection, DEFAULT_TENANT,
 };
 
 /// Maps a store error to a check failure naming the call.
@@ -68,6 +68,14 @@ pub(super) fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
 
 pub(super) fn contents(messages: &[ChatMessage]) -> Vec<String> {
     messages.iter().map(|m| m.content.clone()).collect()
+}
+
+/// The reference `message` stores a client_ref under (its sender is alice).
+pub(super) fn alice_refs(client_refs: &[&str]) -> Vec<ChatRef> {
+    client_refs
+        .iter()
+        .map(|client_ref| ChatRef::new("alice", *client_ref))
+        .collect()
 }
 
 pub(super) fn message(seq: u64, client_ref: &str, content: &str) -> ChatMessage {

@@ -3,8 +3,8 @@
 
 use meno_proto::LeaseState;
 
+use super::fixtures::{alice_refs, contents, seq_mark, seqs, OrFail};
 use super::fixtures::{connection, key, lease, lease_write, load, message, presence, write};
-use super::fixtures::{contents, seq_mark, seqs, OrFail};
 use super::CheckResult;
 use crate::store::{LeaseWrite, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
@@ -31,7 +31,7 @@ pub async fn unknown_session_is_default(store: &dyn Store, prefix: &str) -> Chec
     ensure!(page.is_empty(), "chat_page of unknown session: {page:?}");
     let after = store.chat_after(&key, 0, 10).await.or_fail("chat_after")?;
     ensure!(after.is_empty(), "chat_after of unknown session: {after:?}");
-    let refs = ["r".to_owned()];
+    let refs = alice_refs(&["r"]);
     let found = store
         .chat_by_client_refs(&key, &refs)
         .await
@@ -153,7 +153,7 @@ pub async fn lease_conflict_leaves_batch_unapplied(store: &dyn Store, prefix: &s
             vec![1],
             "history after a conflict ({stale:?})"
         );
-        let refs = ["m2".to_owned()];
+        let refs = alice_refs(&["m2"]);
         let found = store
             .chat_by_client_refs(&key, &refs)
             .await
@@ -232,7 +232,7 @@ pub async fn tenants_and_sessions_are_isolated(store: &dyn Store, prefix: &str) 
         ensure_eq!(bridges, vec![name.clone()], "connections of {key}");
         let history = store.chat_page(key, None, 10).await.or_fail("chat_page")?;
         ensure_eq!(contents(&history), vec![name.clone()], "history of {key}");
-        let refs = ["same-ref".to_owned()];
+        let refs = alice_refs(&["same-ref"]);
         let found = store
             .chat_by_client_refs(key, &refs)
             .await

@@ -9,8 +9,8 @@ use meno_proto::{ChatMessage, PresenceState};
 use redb::{Database, ReadableDatabase};
 
 use super::rows::{decode, ConnectionRow, SessionRow};
-use super::{CHAT, CHAT_BY_CLIENT_REF, CONNECTIONS, PRESENCE, SESSIONS};
-use crate::store::{SessionKey, SessionRecord, StoreError, StoredConnection};
+use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, PRESENCE, SESSIONS};
+use crate::store::{ChatRef, SessionKey, SessionRecord, StoreError, StoredConnection};
 
 pub(super) fn load_session(db: &Database, key: &SessionKey) -> Result<SessionRecord, StoreError> {
     let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
@@ -107,14 +107,20 @@ pub(super) fn chat_after(
 pub(super) fn chat_by_client_refs(
     db: &Database,
     key: &SessionKey,
-    client_refs: &[String],
+    refs: &[ChatRef],
 ) -> Result<Vec<ChatMessage>, StoreError> {
     let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
     let txn = db.begin_read()?;
-    let index = txn.open_table(CHAT_BY_CLIENT_REF)?;
+    let index = txn.open_table(CHAT_BY_SENDER_REF)?;
     let mut seqs = BTreeSet::new();
-    for client_ref in client_refs.iter().filter(|r| !r.is_empty()) {
-        if let Some(seq) = index.get((tenant, session_id, client_ref.as_str()))? {
+    for reference in refs.iter().filter(|r| !r.client_ref.is_empty()) {
+        let index_key = (
+            tenant,
+            session_id,
+            reference.sender_id.as_str(),
+            reference.client_ref.as_str(),
+        );
+        if let Some(seq) = index.get(index_key)? {
             seqs.insert(seq.value());
         }
     }
@@ -128,6 +134,10 @@ pub(super) fn chat_by_client_refs(
     Ok(found)
 }
 
-fn decode_message(key: &SessionKey, seq: u64, bytes: &[u8]) -> Result<ChatMessage, StoreError> {
+pub(super) fn decode_message(
+    key: &SessionKey,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<ChatMessage, StoreError> {
     decode(bytes, || format!("chat row {key}#{seq}"))
 }

@@ -7,7 +7,7 @@ use meno_proto::{ChatMessage, LeaseState, PresenceState};
 use redb::Database;
 
 use super::*;
-use crate::store::{conformance, LeaseWrite, StoredConnection};
+use crate::store::{conformance, ChatRef, LeaseWrite, StoredConnection};
 
 fn message(seq: u64, client_ref: &str) -> ChatMessage {
     ChatMessage {
@@ -16,6 +16,62 @@ fn message(seq: u64, client_ref: &str) -> ChatMessage {
         seq,
         content: format!("message {seq}"),
         ..ChatMessage::default()
+    }
+}
+
+/// A file written before idempotency was scoped by sender: its client_ref
+/// index is moved under each message's sender at open, once, and dropped.
+#[tokio::test]
+async fn an_old_client_ref_index_is_moved_under_its_senders() {
+    use prost::Message as _;
+    use redb::{ReadableDatabase as _, TableHandle as _};
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let db = Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut chat = txn.open_table(CHAT).unwrap();
+            let mut index = txn.open_table(CHAT_BY_CLIENT_REF).unwrap();
+            for (seq, sender) in [(1, "ann"), (2, "bob")] {
+                let message = ChatMessage {
+                    sender_id: sender.to_owned(),
+                    ..message(seq, &format!("ref-{sender}"))
+                };
+                chat.insert(("t", "s", seq), message.encode_to_vec().as_slice())
+                    .unwrap();
+                index
+                    .insert(("t", "s", message.client_ref.as_str()), seq)
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let key = SessionKey::new("t", "s");
+    for reopen in 0..2 {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let found = store
+            .chat_by_client_refs(
+                &key,
+                &[
+                    ChatRef::new("ann", "ref-ann"),
+                    ChatRef::new("bob", "ref-bob"),
+                    ChatRef::new("bob", "ref-ann"),
+                ],
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = found.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2], "open #{reopen}");
+        let txn = store.db.begin_read().unwrap();
+        let names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|table| table.name().to_owned())
+            .collect();
+        assert!(
+            !names.contains(&"chat_by_client_ref".to_owned()),
+            "{names:?}"
+        );
     }
 }
 
@@ -70,7 +126,7 @@ async fn everything_survives_a_restart() {
     assert_eq!(store.load_session(&key).await.unwrap(), before);
     let history = store.chat_after(&key, 0, 10).await.unwrap();
     assert_eq!(history, vec![message(1, "a"), message(2, "b")]);
-    let refs = ["b".to_owned()];
+    let refs = [ChatRef::new("", "b")];
     let found = store.chat_by_client_refs(&key, &refs).await.unwrap();
     assert_eq!(
         found,

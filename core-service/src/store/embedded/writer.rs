@@ -15,7 +15,7 @@ use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{decode, ConnectionRow, SessionRow};
-use super::{CHAT, CHAT_BY_CLIENT_REF, CONNECTIONS, PRESENCE, SESSIONS};
+use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, PRESENCE, SESSIONS};
 use crate::store::{SessionKey, SessionWrite, StoreError};
 
 /// At most this many requests share one transaction, so one commit stays
@@ -120,13 +120,14 @@ fn apply_batch(db: &Database, batch: &[WriteRequest]) -> Result<BatchOutcome, St
 
 type PairKey = (&'static str, &'static str);
 type TripleKey = (&'static str, &'static str, &'static str);
+type QuadKey = (&'static str, &'static str, &'static str, &'static str);
 type SeqKey = (&'static str, &'static str, u64);
 
 /// The tables of one write transaction.
 struct Tables<'txn> {
     sessions: Table<'txn, PairKey, &'static [u8]>,
     chat: Table<'txn, SeqKey, &'static [u8]>,
-    client_refs: Table<'txn, TripleKey, u64>,
+    client_refs: Table<'txn, QuadKey, u64>,
     presence: Table<'txn, TripleKey, &'static [u8]>,
     connections: Table<'txn, TripleKey, &'static [u8]>,
 }
@@ -136,7 +137,7 @@ impl<'txn> Tables<'txn> {
         Ok(Self {
             sessions: txn.open_table(SESSIONS)?,
             chat: txn.open_table(CHAT)?,
-            client_refs: txn.open_table(CHAT_BY_CLIENT_REF)?,
+            client_refs: txn.open_table(CHAT_BY_SENDER_REF)?,
             presence: txn.open_table(PRESENCE)?,
             connections: txn.open_table(CONNECTIONS)?,
         })
@@ -214,9 +215,9 @@ impl<'txn> Tables<'txn> {
         Ok(Ok(()))
     }
 
-    /// Stores `message` and its client_ref index entry, unless its seq or its
+    /// Stores `message` and its index entry, unless its seq or its sender's
     /// client_ref is already taken: history is append-only and the first
-    /// message stored under a client_ref wins (a retried send is stored once).
+    /// message stored under a reference wins (a retried send is stored once).
     fn append_message(
         &mut self,
         tenant: &str,
@@ -228,7 +229,12 @@ impl<'txn> Tables<'txn> {
             return Ok(());
         }
         if !message.client_ref.is_empty() {
-            let index_key = (tenant, session_id, message.client_ref.as_str());
+            let index_key = (
+                tenant,
+                session_id,
+                message.sender_id.as_str(),
+                message.client_ref.as_str(),
+            );
             if self.client_refs.get(index_key)?.is_some() {
                 return Ok(());
             }

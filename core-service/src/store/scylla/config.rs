@@ -21,8 +21,12 @@ pub struct TableNames {
     pub chat_messages: String,
     /// Which chat buckets of a session hold messages, newest first.
     pub chat_buckets: String,
-    /// client_ref -> seq, written in the same logged batch as the message.
+    /// client_ref -> seq: the index before idempotency was scoped by sender,
+    /// no longer written; migration 0002 copies it into `chat_by_sender_ref`.
     pub chat_by_client_ref: String,
+    /// (sender_id, client_ref) -> seq, written in the same logged batch as
+    /// the message.
+    pub chat_by_sender_ref: String,
     /// Presence rows, written whole with a TTL.
     pub presence: String,
     /// Connection rows per session, written whole with a TTL.
@@ -39,6 +43,7 @@ impl Default for TableNames {
             chat_messages: "chat_messages".into(),
             chat_buckets: "chat_buckets".into(),
             chat_by_client_ref: "chat_by_client_ref".into(),
+            chat_by_sender_ref: "chat_by_sender_ref".into(),
             presence: "presence".into(),
             connections: "connections".into(),
             connections_by_user: "connections_by_user".into(),
@@ -49,13 +54,14 @@ impl Default for TableNames {
 impl TableNames {
     /// `(placeholder, name)` for every table, as the migration templates
     /// name them (`{{table.sessions}}`).
-    pub fn placeholders(&self) -> [(&'static str, &str); 8] {
+    pub fn placeholders(&self) -> [(&'static str, &str); 9] {
         [
             ("sessions", &self.sessions),
             ("lease", &self.lease),
             ("chat_messages", &self.chat_messages),
             ("chat_buckets", &self.chat_buckets),
             ("chat_by_client_ref", &self.chat_by_client_ref),
+            ("chat_by_sender_ref", &self.chat_by_sender_ref),
             ("presence", &self.presence),
             ("connections", &self.connections),
             ("connections_by_user", &self.connections_by_user),

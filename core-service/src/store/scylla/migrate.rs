@@ -103,12 +103,15 @@ async fn apply_pending(
         .await
         .map_err(|err| SchemaError::from(super::error::StoreFailure::from(err)))?;
     record.set_consistency(config.consistency);
-    let names = names_parameter(config);
     for migration in pending {
+        let names = names_parameter(config, migration);
         let statements = migration.render(keyspace, &config.tables)?;
         tracing::info!(migration = %migration.label(), statements = statements.len(), "applying migration");
         for statement in &statements {
             run_ddl(session, statement).await?;
+        }
+        if migration.label() == super::backfill::SENDER_REFS_MIGRATION {
+            super::backfill::sender_refs(session, config).await?;
         }
         session
             .execute_unpaged(

@@ -15,7 +15,7 @@ use super::rows::{
     seq_to_cql, ConnectionRow, LeaseRow, MessageRow, PresenceRow,
 };
 use super::Connected;
-use crate::store::{SessionKey, SessionRecord, StoreError};
+use crate::store::{ChatRef, SessionKey, SessionRecord, StoreError};
 
 /// Most rows asked of one chat query.
 const PAGE_ROWS: usize = 500;
@@ -281,33 +281,43 @@ pub(crate) async fn chat_after(
     walk_history(c, key, first, Direction::OldestFirst, limit).await
 }
 
-/// The seqs stored under `client_refs` (empty references ignored).
-pub(crate) async fn seqs_by_client_refs(
+/// The seqs stored under `refs` (empty client_refs ignored).
+pub(crate) async fn seqs_by_client_refs<'r>(
     c: &Connected,
     key: &SessionKey,
-    client_refs: &[&str],
-) -> Result<Vec<(String, i64)>, StoreError> {
-    let distinct: BTreeSet<&str> = client_refs
-        .iter()
-        .copied()
-        .filter(|r| !r.is_empty())
+    refs: impl IntoIterator<Item = &'r ChatRef>,
+) -> Result<Vec<(&'r ChatRef, i64)>, StoreError> {
+    let distinct: BTreeSet<&ChatRef> = refs
+        .into_iter()
+        .filter(|r| !r.client_ref.is_empty())
         .collect();
-    let lookups = distinct.into_iter().map(|client_ref| async move {
+    let lookups = distinct.into_iter().map(|reference| async move {
+        let what = || {
+            format!(
+                "client_ref {} of {} in {key}",
+                reference.client_ref, reference.sender_id
+            )
+        };
         let result = c
             .session
             .execute_unpaged(
                 &c.statements.select_client_ref,
-                (&key.tenant, &key.session_id, client_ref),
+                (
+                    &key.tenant,
+                    &key.session_id,
+                    &reference.sender_id,
+                    &reference.client_ref,
+                ),
             )
             .await?;
         let rows = result
             .into_rows_result()
-            .map_err(|err| corrupt(&format!("client_ref {client_ref} of {key}"), err))?;
+            .map_err(|err| corrupt(&what(), err))?;
         let seq = rows
             .maybe_first_row::<(Option<i64>,)>()
-            .map_err(|err| corrupt(&format!("client_ref {client_ref} of {key}"), err))?
+            .map_err(|err| corrupt(&what(), err))?
             .and_then(|(seq,)| seq);
-        Ok::<_, StoreError>(seq.map(|seq| (client_ref.to_owned(), seq)))
+        Ok::<_, StoreError>(seq.map(|seq| (reference, seq)))
     });
     Ok(try_join_all(lookups).await?.into_iter().flatten().collect())
 }
@@ -315,10 +325,9 @@ pub(crate) async fn seqs_by_client_refs(
 pub(crate) async fn chat_by_client_refs(
     c: &Connected,
     key: &SessionKey,
-    client_refs: &[String],
+    refs: &[ChatRef],
 ) -> Result<Vec<ChatMessage>, StoreError> {
-    let refs: Vec<&str> = client_refs.iter().map(String::as_str).collect();
-    let seqs: BTreeSet<i64> = seqs_by_client_refs(c, key, &refs)
+    let seqs: BTreeSet<i64> = seqs_by_client_refs(c, key, refs)
         .await?
         .into_iter()
         .map(|(_, seq)| seq)

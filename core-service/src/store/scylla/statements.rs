@@ -152,16 +152,18 @@ impl Statements {
             .await?,
             insert_client_ref: prepare(
                 format!(
-                    "INSERT INTO {ks}.{} (tenant, session_id, client_ref, seq) VALUES (?, ?, ?, ?)",
-                    t.chat_by_client_ref
+                    "INSERT INTO {ks}.{} (tenant, session_id, sender_id, client_ref, seq) \
+                     VALUES (?, ?, ?, ?, ?)",
+                    t.chat_by_sender_ref
                 ),
                 true,
             )
             .await?,
             select_client_ref: prepare(
                 format!(
-                    "SELECT seq FROM {ks}.{} WHERE {session_key} AND client_ref = ?",
-                    t.chat_by_client_ref
+                    "SELECT seq FROM {ks}.{} WHERE {session_key} AND sender_id = ? \
+                     AND client_ref = ?",
+                    t.chat_by_sender_ref
                 ),
                 true,
             )

@@ -38,7 +38,7 @@ use super::rows::{
 };
 use super::Connected;
 use crate::clock::{Clock, SystemClock};
-use crate::store::{LeaseWrite, SessionKey, SessionWrite, StoreError};
+use crate::store::{ChatRef, LeaseWrite, SessionKey, SessionWrite, StoreError};
 
 /// A logged batch of chat rows stays under this many bytes of message text
 /// (ScyllaDB warns at 128 KiB), unless one message alone is larger.
@@ -266,34 +266,40 @@ fn applied(
     }
 }
 
-/// The messages to store: the first of each client_ref in the batch, and
-/// only when that reference is not stored yet; empty references never dedupe.
+/// The messages to store: the first of each sender's client_ref in the
+/// batch, and only when that reference is not stored yet; empty references
+/// never dedupe.
 async fn new_messages<'m>(
     c: &Connected,
     key: &SessionKey,
     messages: &'m [ChatMessage],
 ) -> Result<Vec<&'m ChatMessage>, StoreError> {
     let mut seen = HashSet::new();
-    let candidates: Vec<&ChatMessage> = messages
+    let candidates: Vec<(&ChatMessage, Option<ChatRef>)> = messages
         .iter()
-        .filter(|m| m.client_ref.is_empty() || seen.insert(m.client_ref.as_str()))
+        .map(|m| (m, ChatRef::of(m)))
+        .filter(|(_, reference)| {
+            reference
+                .as_ref()
+                .is_none_or(|reference| seen.insert(reference.clone()))
+        })
         .collect();
-    let refs: Vec<&str> = candidates
-        .iter()
-        .map(|m| m.client_ref.as_str())
-        .filter(|r| !r.is_empty())
-        .collect();
-    if refs.is_empty() {
-        return Ok(candidates);
+    if seen.is_empty() {
+        return Ok(candidates.into_iter().map(|(m, _)| m).collect());
     }
-    let stored: HashSet<String> = seqs_by_client_refs(c, key, &refs)
+    let stored: HashSet<ChatRef> = seqs_by_client_refs(c, key, &seen)
         .await?
         .into_iter()
-        .map(|(client_ref, _)| client_ref)
+        .map(|(reference, _)| reference.clone())
         .collect();
     Ok(candidates
         .into_iter()
-        .filter(|m| m.client_ref.is_empty() || !stored.contains(&m.client_ref))
+        .filter(|(_, reference)| {
+            reference
+                .as_ref()
+                .is_none_or(|reference| !stored.contains(reference))
+        })
+        .map(|(m, _)| m)
         .collect())
 }
 
@@ -343,7 +349,8 @@ fn chunk_by_size<'m>(messages: &[&'m ChatMessage]) -> Vec<Vec<&'m ChatMessage>> 
     chunks
 }
 
-/// One logged batch: the messages, their client_ref index rows, their buckets.
+/// One logged batch: the messages, their (sender, client_ref) index rows,
+/// their buckets.
 fn chat_batch<'a>(
     c: &'a Connected,
     key: &'a SessionKey,
@@ -360,6 +367,7 @@ fn chat_batch<'a>(
             values.push(Box::new((
                 key.tenant.as_str(),
                 key.session_id.as_str(),
+                message.sender_id.as_str(),
                 message.client_ref.as_str(),
                 seq_to_cql(message.seq)?,
             )));

@@ -4,6 +4,7 @@
 //! text, then parsing, then each field in the seed's order, so the error names
 //! the first thing wrong. Nothing here may panic or recurse on client input.
 
+use meno_common::text::MAX_SAFE_INTEGER;
 use serde_json::{Map, Number, Value};
 
 use super::action;
@@ -200,8 +201,12 @@ fn lease_set(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, Proto
             action: fields.action,
             field: "stepIndex",
         })?;
-    if step_index < 0 {
-        return Err(fields.out_of_range("stepIndex", "zero or more", step_index));
+    if !(0..=MAX_SAFE_INTEGER).contains(&step_index) {
+        return Err(fields.out_of_range(
+            "stepIndex",
+            "between 0 and 9007199254740991 (2^53 - 1)",
+            step_index,
+        ));
     }
     let lease_duration_ms = fields.integer("leaseDurationMs")?;
     if let Some(duration) = lease_duration_ms.filter(|duration| *duration <= 0) {
@@ -350,7 +355,11 @@ impl Fields {
         if chars > limits.max_id_len {
             return Err(self.too_long(field, chars, limits.max_id_len, "characters"));
         }
-        Ok(())
+        meno_common::text::check_id_chars(id).map_err(|why| ProtocolError::InvalidText {
+            action: self.action,
+            field,
+            why,
+        })
     }
 
     fn wrong_type(

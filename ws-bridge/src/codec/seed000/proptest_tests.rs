@@ -102,7 +102,14 @@ impl Style {
 fn client_id() -> impl Strategy<Value = String> {
     prop_oneof![
         "[A-Za-z0-9._:@-]{1,24}",
-        proptest::collection::vec(any::<char>(), 1..=128).prop_map(String::from_iter),
+        // Any character the id rule allows (no control or bidi controls).
+        proptest::collection::vec(
+            any::<char>().prop_filter("the id rule", |c| {
+                !c.is_control() && !meno_common::text::is_bidi_control(*c)
+            }),
+            1..=128
+        )
+        .prop_map(String::from_iter),
     ]
 }
 
@@ -195,7 +202,7 @@ fn presence_update() -> impl Strategy<Value = ClientCommand> {
 fn lease_set() -> impl Strategy<Value = ClientCommand> {
     (
         proptest::option::of(client_id()),
-        prop_oneof![0..=100i64, 0..=i64::MAX],
+        prop_oneof![0..=100i64, 0..=meno_common::text::MAX_SAFE_INTEGER],
         proptest::option::of(prop_oneof![1..=3_600_000i64, 1..=i64::MAX]),
     )
         .prop_map(

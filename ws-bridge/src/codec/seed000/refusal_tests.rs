@@ -366,7 +366,7 @@ fn negative_step_index() {
     let error = err_json(json!({"action": "control.lease.set", "payload": {"stepIndex": -1}}));
     assert_eq!(
         error.to_string(),
-        "`payload.stepIndex` must be zero or more, got -1"
+        "`payload.stepIndex` must be between 0 and 9007199254740991 (2^53 - 1), got -1"
     );
     let error =
         err_json(json!({"action": "control.lease.set", "payload": {"stepIndex": u64::MAX}}));
