@@ -73,14 +73,27 @@ pub async fn read_head(stream: &mut TcpStream) -> Head {
 /// How a connection the test stopped writing to ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// The server closed it (FIN or reset) after this long.
+    /// The server closed it (a FIN) after this long.
     Closed(Duration),
+    /// The server reset it after this long: it dropped the connection with
+    /// bytes of ours unread.
+    Reset(Duration),
     /// Still open after the wait.
     Open,
 }
 
-/// Reads (and discards) until the server closes the connection or `wait`
-/// passes.
+impl Ending {
+    /// Closed or reset, after this long.
+    pub fn after(&self) -> Option<Duration> {
+        match self {
+            Self::Closed(after) | Self::Reset(after) => Some(*after),
+            Self::Open => None,
+        }
+    }
+}
+
+/// Reads (and discards) until the server closes or resets the connection,
+/// or `wait` passes.
 pub async fn wait_for_close(stream: &mut TcpStream, wait: Duration) -> Ending {
     let start = tokio::time::Instant::now();
     let deadline = start + wait;
@@ -88,7 +101,8 @@ pub async fn wait_for_close(stream: &mut TcpStream, wait: Duration) -> Ending {
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
             Err(_) => return Ending::Open,
-            Ok(Ok(0) | Err(_)) => return Ending::Closed(start.elapsed()),
+            Ok(Ok(0)) => return Ending::Closed(start.elapsed()),
+            Ok(Err(_)) => return Ending::Reset(start.elapsed()),
             Ok(Ok(_)) => continue,
         }
     }
@@ -124,6 +138,36 @@ pub const FIN: u8 = 0x80;
 pub const RSV1: u8 = 0x40;
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
+/// One frame: `first` is FIN, the reserved bits and the opcode; `masked`:
+/// masked as a client must.
+pub fn encode_frame(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        len @ 0..=125 => frame.push(mask_bit | len as u8),
+        len @ 126..=0xffff => {
+            frame.push(mask_bit | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(mask_bit | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        frame.extend_from_slice(&MASK);
+        frame.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, byte)| byte ^ MASK[i % 4]),
+        );
+    } else {
+        frame.extend_from_slice(payload);
+    }
+    frame
+}
+
 /// A WebSocket after a real upgrade, read and written frame by frame.
 #[derive(Debug)]
 pub struct RawSocket {
@@ -147,34 +191,14 @@ impl RawSocket {
         }
     }
 
-    /// Writes one frame: `first` is FIN, the reserved bits and the opcode;
-    /// `masked`: masked as a client must.
+    /// Writes one frame (see [`encode_frame`]).
     pub async fn write_frame(&mut self, first: u8, masked: bool, payload: &[u8]) {
-        let mut frame = vec![first];
-        let mask_bit = if masked { 0x80 } else { 0 };
-        match payload.len() {
-            len @ 0..=125 => frame.push(mask_bit | len as u8),
-            len @ 126..=0xffff => {
-                frame.push(mask_bit | 126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(mask_bit | 127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        if masked {
-            frame.extend_from_slice(&MASK);
-            frame.extend(
-                payload
-                    .iter()
-                    .enumerate()
-                    .map(|(i, byte)| byte ^ MASK[i % 4]),
-            );
-        } else {
-            frame.extend_from_slice(payload);
-        }
-        self.stream.write_all(&frame).await.expect("write a frame");
+        self.write_raw(&encode_frame(first, masked, payload)).await;
+    }
+
+    /// Writes bytes as they are: frames encoded by [`encode_frame`], in one write.
+    pub async fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write frames");
     }
 
     /// A masked, final text frame of `text`.
