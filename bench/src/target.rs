@@ -10,10 +10,11 @@ use anyhow::{bail, Context};
 
 /// The bridge's per-client limits are for people, not load generators: the
 /// harness lifts them so every target is measured on delivery alone.
-const UNLIMITED: [(&str, &str); 5] = [
+const UNLIMITED: [(&str, &str); 6] = [
     ("MENO_MESSAGES_PER_SECOND", "1000000000"),
     ("MENO_MESSAGE_BURST", "1000000000"),
     ("MENO_MAX_CONNECTIONS_PER_IP", "1000000"),
+    ("MENO_CONNECTS_PER_SECOND_PER_IP", "0"),
     ("MENO_MAX_CONNECTIONS_PER_PARTICIPANT", "1000000"),
     ("MENO_MAX_CONNECTIONS", "1000000"),
 ];
@@ -68,7 +69,8 @@ pub struct Launch {
     /// Scratch directory (embedded store).
     pub scratch: PathBuf,
     /// Keep the bridge's default per-connection limits (the flood scenario):
-    /// only the per-IP connection cap is lifted.
+    /// only the per-IP limits (the connection cap, the connect rate) are
+    /// lifted, since every load client shares one address.
     pub default_limits: bool,
 }
 
@@ -78,7 +80,12 @@ fn limit_env(launch: &Launch) -> Vec<(&'static str, &'static str)> {
         UNLIMITED
             .iter()
             .copied()
-            .filter(|(name, _)| *name == "MENO_MAX_CONNECTIONS_PER_IP")
+            .filter(|(name, _)| {
+                matches!(
+                    *name,
+                    "MENO_MAX_CONNECTIONS_PER_IP" | "MENO_CONNECTS_PER_SECOND_PER_IP"
+                )
+            })
             .collect()
     } else {
         UNLIMITED.to_vec()

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub mod faults;
 pub mod otlp;
 pub mod process;
+pub mod raw;
 
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -58,6 +58,11 @@ pub struct BridgeArgs {
     /// How long a closing handshake may take before the TCP connection is dropped.
     #[arg(long, env = "MENO_CLOSE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub close_timeout: Duration,
+    /// Longest time from accept to a completed WebSocket upgrade (TLS
+    /// handshake and request headers included); a connection without a
+    /// WebSocket by then is closed.
+    #[arg(long, env = "MENO_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
     /// Largest client envelope answered with an error rather than a close.
     #[arg(long, env = "MENO_MAX_ENVELOPE_BYTES", default_value_t = 64 * 1024)]
     pub max_envelope_bytes: usize,
@@ -152,6 +157,13 @@ pub struct BridgeArgs {
     /// Open connections on this bridge.
     #[arg(long, env = "MENO_MAX_CONNECTIONS", default_value_t = 18_000)]
     pub max_connections: usize,
+    /// Sustained WebSocket upgrades per second per client IP (0: no limit);
+    /// more are refused with HTTP 429 and Retry-After.
+    #[arg(long, env = "MENO_CONNECTS_PER_SECOND_PER_IP", default_value_t = 20.0)]
+    pub connects_per_second_per_ip: f64,
+    /// Upgrades one client IP may make in a burst above that rate.
+    #[arg(long, env = "MENO_CONNECT_BURST_PER_IP", default_value_t = 100)]
+    pub connect_burst_per_ip: u32,
     /// This bridge's id in connection rows (default: a random one).
     #[arg(long, env = "MENO_BRIDGE_ID")]
     pub bridge_id: Option<String>,
@@ -180,6 +192,8 @@ pub struct BridgeConfig {
     pub idle_timeout: Duration,
     /// Longest closing handshake.
     pub close_timeout: Duration,
+    /// Longest time from accept to a completed upgrade.
+    pub handshake_timeout: Duration,
     /// Envelope limits.
     pub limits: Limits,
     /// tungstenite's hard message limit.
@@ -204,6 +218,7 @@ impl Default for BridgeConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(50),
             close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             max_message_bytes: 1024 * 1024,
             bridge_id: format!("bridge-{}", uuid::Uuid::now_v7().simple()),
@@ -242,6 +257,21 @@ impl BridgeArgs {
                 "must not exceed --max-message-bytes",
             ));
         }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid("--handshake-timeout", "must be greater than zero"));
+        }
+        if !self.connects_per_second_per_ip.is_finite() || self.connects_per_second_per_ip < 0.0 {
+            return Err(invalid(
+                "--connects-per-second-per-ip",
+                "must be a number, 0 (no limit) or more",
+            ));
+        }
+        if self.connects_per_second_per_ip > 0.0 && self.connect_burst_per_ip == 0 {
+            return Err(invalid(
+                "--connect-burst-per-ip",
+                "must be at least 1 when --connects-per-second-per-ip is set",
+            ));
+        }
         let defaults = BridgeConfig::default();
         Ok(BridgeConfig {
             ws_path: self.ws_path.clone(),
@@ -251,6 +281,7 @@ impl BridgeArgs {
             ping_interval: self.ping_interval,
             idle_timeout: self.idle_timeout,
             close_timeout: self.close_timeout,
+            handshake_timeout: self.handshake_timeout,
             limits: Limits {
                 max_envelope_bytes: self.max_envelope_bytes,
                 max_content_bytes: self.max_content_bytes,
@@ -273,6 +304,8 @@ impl BridgeArgs {
                 max_connections_per_participant: self.max_connections_per_participant,
                 max_connections_per_ip: self.max_connections_per_ip,
                 max_connections: self.max_connections,
+                connects_per_second_per_ip: self.connects_per_second_per_ip,
+                connect_burst_per_ip: self.connect_burst_per_ip,
                 ..LimitsConfig::default()
             },
         })

@@ -69,3 +69,13 @@ pub static ERRORS_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["code"]
     ))
 });
+
+/// Connections that got no WebSocket, by why: `timeout` (no completed
+/// upgrade within `--handshake-timeout`), `connect_rate` (HTTP 429).
+pub static HANDSHAKES_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "meno_bridge_handshakes_refused_total",
+        "Connections given no WebSocket: handshake timeout or connect rate, by reason",
+        &["reason"]
+    ))
+});

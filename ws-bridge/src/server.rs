@@ -1,5 +1,11 @@
 //! The bridge's HTTP face: the WebSocket upgrade on the configured path,
 //! `/healthz`, `/readyz` and the demo page; and the drain on shutdown.
+//!
+//! A connection has `--handshake-timeout` from its accept to become a
+//! WebSocket (the TLS handshake, the request headers, the upgrade itself);
+//! one that has not by then is dropped, so a client that sends half a
+//! request, or nothing, holds nothing for long. Until then it holds a place
+//! under the per-IP and per-bridge caps ([`ConnectionSlot`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,8 +16,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -23,10 +30,21 @@ use crate::config::BridgeConfig;
 use crate::core_client::CoreClient;
 use crate::dialect::{self, Admission, Dialect, PendingConnect, Refusal};
 use crate::hub::Hub;
-use crate::limits::ConnectionLimiter;
+use crate::limits::{ConnectRateLimiter, ConnectionLimiter, ConnectionSlot};
 use crate::socket::{self, Client, SocketContext};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// A connection that did not become a WebSocket in time, at `stage`.
+fn handshake_timed_out(stage: &'static str) {
+    crate::metrics::HANDSHAKES_REFUSED
+        .with_label_values(&["timeout"])
+        .inc();
+    tracing::debug!(
+        stage,
+        "no completed upgrade within the handshake timeout; dropping the connection"
+    );
+}
 
 /// A bridge ready to serve: its core client, hub and settings.
 #[derive(Clone)]
@@ -35,7 +53,18 @@ pub struct Bridge {
     tracker: TaskTracker,
     draining: CancellationToken,
     limiter: ConnectionLimiter,
+    connect_rate: ConnectRateLimiter,
     tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// One accepted TCP connection, as its requests see it.
+#[derive(Debug)]
+struct Accepted {
+    peer: SocketAddr,
+    /// Its place under the connection caps until it is upgraded.
+    slot: ConnectionSlot,
+    /// When it must have become a WebSocket.
+    handshake_deadline: Instant,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -78,8 +107,13 @@ impl Bridge {
         let hub = Hub::new(core.clone(), Arc::clone(&config), tracker.clone());
         let draining = CancellationToken::new();
         let limiter = ConnectionLimiter::new(Arc::new(config.rate_limits.clone()));
+        let connect_rate = ConnectRateLimiter::new(
+            config.rate_limits.connects_per_second_per_ip,
+            config.rate_limits.connect_burst_per_ip,
+        );
         Self {
             limiter,
+            connect_rate,
             tls: None,
             context: Arc::new(SocketContext { core, hub, config }),
             tracker,
@@ -133,34 +167,49 @@ impl Bridge {
         if let Err(err) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
             tracing::debug!(error = %err, "cannot enable TCP keepalive");
         }
+        let accepted = Arc::new(Accepted {
+            peer,
+            slot: self.limiter.accept(peer.ip()),
+            handshake_deadline: Instant::now() + self.context.config.handshake_timeout,
+        });
         let bridge = self.clone();
         let tls = self.tls.clone();
         self.tracker.spawn(async move {
             match tls {
-                None => bridge.serve_http(stream, peer).await,
+                None => bridge.serve_http(stream, accepted).await,
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    let handshake = tokio::time::timeout_at(
+                        accepted.handshake_deadline,
+                        acceptor.accept(stream),
+                    );
                     match handshake.await {
-                        Ok(Ok(stream)) => bridge.serve_http(stream, peer).await,
+                        Ok(Ok(stream)) => bridge.serve_http(stream, accepted).await,
                         Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                        Err(_) => handshake_timed_out("TLS handshake"),
                     }
                 }
             }
         });
     }
 
-    async fn serve_http<I>(self, io: I, peer: SocketAddr)
+    /// Serves HTTP on one connection until it is upgraded, ends, or its
+    /// handshake deadline passes (then it is dropped, whatever it was
+    /// doing: reading headers, a body, or waiting on a keep-alive).
+    async fn serve_http<I>(self, io: I, accepted: Arc<Accepted>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let draining = self.draining.clone();
+        let deadline = accepted.handshake_deadline;
+        let header_read_timeout = self.context.config.handshake_timeout;
         let service = hyper::service::service_fn(move |request| {
             let bridge = self.clone();
-            async move { Ok::<_, Infallible>(bridge.handle(request, peer).await) }
+            let accepted = Arc::clone(&accepted);
+            async move { Ok::<_, Infallible>(bridge.handle(request, &accepted).await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::pin!(connection);
@@ -170,11 +219,19 @@ impl Bridge {
                 // Idle keep-alive connections close now instead of holding
                 // the drain until its deadline.
                 connection.as_mut().graceful_shutdown();
-                connection.await
+                match tokio::time::timeout_at(deadline, connection).await {
+                    Ok(served) => served,
+                    Err(_) => return handshake_timed_out("HTTP connection"),
+                }
             }
+            () = tokio::time::sleep_until(deadline) => return handshake_timed_out("HTTP connection"),
         };
         if let Err(err) = served {
-            tracing::debug!(error = %err, "http connection ended with an error");
+            if err.is_timeout() {
+                handshake_timed_out("request headers");
+            } else {
+                tracing::debug!(error = %err, "http connection ended with an error");
+            }
         }
     }
 
@@ -202,7 +259,7 @@ impl Bridge {
         Ok(self)
     }
 
-    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+    async fn handle(&self, request: Request<Incoming>, accepted: &Accepted) -> HttpResponse {
         let path = request.uri().path();
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
@@ -212,7 +269,7 @@ impl Bridge {
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|value| value.to_str().ok());
         if let Some(dialect) = dialect::select(path, &self.context.config.ws_path, protocols) {
-            return self.upgrade(dialect, request, peer).await;
+            return self.upgrade(dialect, request, accepted).await;
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -245,17 +302,28 @@ impl Bridge {
         }
     }
 
-    /// Validates the handshake, the origin, the token and the dialect's
-    /// connect query, then upgrades. Every refusal is an HTTP status with a
-    /// one-line reason, before any WebSocket exists.
+    /// Validates the connect rate, the handshake, the origin, the token and
+    /// the dialect's connect query, then upgrades. Every refusal is an HTTP
+    /// status with a one-line reason, before any WebSocket exists; the
+    /// connection caps answer after the upgrade, with an `error` envelope
+    /// and 4029, as the cheapest place to say which cap it was.
     async fn upgrade(
         &self,
         dialect: &'static dyn Dialect,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        accepted: &Accepted,
     ) -> HttpResponse {
+        let peer = accepted.peer;
         if self.draining.is_cancelled() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+        }
+        // First, before the query is parsed or a token verified: reconnect
+        // churn costs the bridge nothing more, and the core nothing at all.
+        if let Err(wait) = self
+            .connect_rate
+            .try_connect(peer.ip(), std::time::Instant::now())
+        {
+            return self.too_many_connects(wait);
         }
         let pending = match dialect.connect(request.uri().query()) {
             Ok(pending) => pending,
@@ -301,9 +369,7 @@ impl Bridge {
             .chars()
             .take(256)
             .collect();
-        let permit = self
-            .limiter
-            .admit(&admission.tenant, &admission.user_id, peer.ip());
+        let permit = accepted.slot.upgrade(&admission.tenant, &admission.user_id);
         let client = Box::new(Client {
             dialect,
             admission,
@@ -312,6 +378,7 @@ impl Bridge {
             user_agent,
         });
         let context = Arc::clone(&self.context);
+        let deadline = accepted.handshake_deadline;
         let upgrade = hyper::upgrade::on(&mut request);
         // Client frames are small (a chat.send is a few hundred bytes) and
         // every idle socket holds its read buffer: 1 KiB, where a larger frame
@@ -323,7 +390,12 @@ impl Bridge {
             .max_message_size(Some(context.config.max_message_bytes))
             .max_frame_size(Some(context.config.max_message_bytes));
         self.tracker.spawn(async move {
-            match upgrade.await {
+            // The upgrade completes once the 101 is written; a client that
+            // never lets it complete is dropped at the handshake deadline.
+            let Ok(upgraded) = tokio::time::timeout_at(deadline, upgrade).await else {
+                return handshake_timed_out("upgrade");
+            };
+            match upgraded {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
@@ -347,6 +419,26 @@ impl Bridge {
         if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
+        response
+    }
+
+    /// HTTP 429: `Retry-After` in whole seconds, rounded up.
+    fn too_many_connects(&self, wait: Duration) -> HttpResponse {
+        crate::metrics::HANDSHAKES_REFUSED
+            .with_label_values(&["connect_rate"])
+            .inc();
+        let limits = &self.context.config.rate_limits;
+        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many connects from this address (at most {} per second, burst {}); retry after {retry_after} s\n",
+                limits.connects_per_second_per_ip, limits.connect_burst_per_ip
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         response
     }
 

@@ -202,6 +202,9 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         // handshake waits for the client's: what others see does not wait
         // on a client that never answers.
         Some((before, closing)) => {
+            if exit.stream_failed {
+                ws = close::reopen(ws).await;
+            }
             Box::pin(close::close_then(&mut ws, before, closing, timeout, leave)).await;
         }
         None => Box::pin(leave).await,
@@ -213,11 +216,18 @@ struct Exit {
     ended: Ended,
     /// Frames to write before the Close, and the Close.
     close: Option<(Vec<Message>, Closing)>,
+    /// The stream failed on the client's frame and reads no more: the close
+    /// runs on a new one ([`close::reopen`]).
+    stream_failed: bool,
 }
 
 impl Exit {
     fn ended(ended: Ended) -> Self {
-        Self { ended, close: None }
+        Self {
+            ended,
+            close: None,
+            stream_failed: false,
+        }
     }
 }
 
@@ -272,6 +282,8 @@ enum Step {
         closing: Closing,
         ended: Ended,
     },
+    /// The client's frame failed the stream: close on a new one.
+    Violated(Closing),
     /// The client closed: flush tungstenite's reply and end.
     PeerClosed,
     End(Ended),
@@ -376,6 +388,10 @@ impl Session {
                                 Inbound::Close(closing) => {
                                     Step::close(closing, ended.unwrap_or(Ended::Closed))
                                 }
+                                Inbound::Violated(closing) => {
+                                    tracing::debug!(session = %self.caller.key, code = closing.code, reason = %closing.reason, "closing a socket that broke the protocol");
+                                    Step::Violated(closing)
+                                }
                                 Inbound::PeerClosed => Step::PeerClosed,
                                 Inbound::Broken => Step::End(Ended::Abnormal),
                             }
@@ -399,6 +415,14 @@ impl Session {
                     return Exit {
                         ended,
                         close: Some((before, closing)),
+                        stream_failed: false,
+                    }
+                }
+                Step::Violated(closing) => {
+                    return Exit {
+                        ended: Ended::Closed,
+                        close: Some((Vec::new(), closing)),
+                        stream_failed: true,
                     }
                 }
                 Step::PeerClosed => {

@@ -2,12 +2,15 @@
 //!
 //! Rate limits come first (a token bucket per connection), then the
 //! dialect's decode; repeated abuse of either closes the socket (4029,
-//! 1008). Decisions only: nothing here writes, calls the core or waits, so
-//! every rule is tested without a socket.
+//! 1008). A frame that breaks the WebSocket protocol itself closes it at
+//! once (1002, 1007, as RFC 6455 §7.4.1 names them; 1009 for one too big).
+//! Decisions only: nothing here writes, calls the core or waits, so every
+//! rule is tested without a socket.
 
 use std::time::Instant;
 
 use meno_common::error::{CoreError, ErrorCode};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close::{close_code, Closing};
@@ -26,6 +29,9 @@ pub(crate) enum Inbound {
     Call(Request),
     /// Close the socket.
     Close(Closing),
+    /// The client's stream failed on a frame it should not have sent: close
+    /// the socket, on a stream opened anew (the failed one reads no more).
+    Violated(Closing),
     /// The client closed: send tungstenite's reply and end.
     PeerClosed,
     /// The connection is gone.
@@ -69,10 +75,22 @@ impl Reader {
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 Inbound::Answer(Vec::new())
             }
-            Some(Err(WsError::Capacity(err))) => Inbound::Close(Closing::new(
+            Some(Err(WsError::Capacity(err))) => Inbound::Violated(Closing::new(
                 close_code::TOO_BIG,
                 format!("message too big: {err}"),
             )),
+            // Which frame it was (a text frame's payload or a Close's
+            // reason), tungstenite does not say; the code is the same.
+            Some(Err(WsError::Utf8(_))) => Inbound::Violated(Closing::new(
+                close_code::INVALID_PAYLOAD,
+                "invalid UTF-8 in a text frame or a close reason",
+            )),
+            Some(Err(WsError::Protocol(violation))) if is_client_violation(&violation) => {
+                Inbound::Violated(Closing::new(
+                    close_code::PROTOCOL_ERROR,
+                    format!("protocol error: {violation}"),
+                ))
+            }
             Some(Err(_)) | None => Inbound::Broken,
         }
     }
@@ -131,11 +149,31 @@ impl Reader {
     }
 }
 
+/// Whether `error` is a frame the client sent against RFC 6455, rather than
+/// the connection ending (a reset without a Close is a broken connection:
+/// its participant gets the reconnect grace).
+fn is_client_violation(error: &ProtocolError) -> bool {
+    matches!(
+        error,
+        ProtocolError::NonZeroReservedBits
+            | ProtocolError::UnmaskedFrameFromClient
+            | ProtocolError::FragmentedControlFrame
+            | ProtocolError::ControlFrameTooBig
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::UnexpectedContinueFrame
+            | ProtocolError::ExpectedFragment(_)
+            | ProtocolError::InvalidOpcode(_)
+            | ProtocolError::InvalidCloseSequence
+    )
+}
+
 impl Inbound {
-    /// How the socket ends when this is the last thing it read.
+    /// How the socket ends when this is the last thing it read. A violation
+    /// is the client's doing, not a broken connection: it leaves at once.
     pub(crate) fn ended(&self) -> Option<Ended> {
         match self {
-            Self::Close(_) | Self::PeerClosed => Some(Ended::Closed),
+            Self::Close(_) | Self::Violated(_) | Self::PeerClosed => Some(Ended::Closed),
             Self::Broken => Some(Ended::Abnormal),
             Self::Answer(_) | Self::Call(_) => None,
         }
@@ -215,6 +253,50 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn protocol_violations_close_with_1002_or_1007_as_deliberate_closes() {
+        let limits = LimitsConfig::default();
+        let mut reader = Reader::new(&Seed000, &limits);
+        let mut on_error = |err: WsError| {
+            let inbound = reader.on_message(Some(Err(err)), &Limits::default(), &limits);
+            let ended = inbound.ended();
+            match inbound {
+                Inbound::Violated(closing) => (closing.code, ended),
+                other => panic!("not a violation: {other:?}"),
+            }
+        };
+        let expected = Some(Ended::Closed);
+        assert_eq!(
+            on_error(WsError::Utf8("invalid utf-8".into())),
+            (close_code::INVALID_PAYLOAD, expected)
+        );
+        for violation in [
+            ProtocolError::NonZeroReservedBits,
+            ProtocolError::UnmaskedFrameFromClient,
+            ProtocolError::InvalidOpcode(3),
+        ] {
+            assert_eq!(
+                on_error(WsError::Protocol(violation)),
+                (close_code::PROTOCOL_ERROR, expected)
+            );
+        }
+    }
+
+    #[test]
+    fn a_reset_without_a_close_is_a_broken_connection_not_a_violation() {
+        let limits = LimitsConfig::default();
+        let mut reader = Reader::new(&Seed000, &limits);
+        let reset = reader.on_message(
+            Some(Err(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake,
+            ))),
+            &Limits::default(),
+            &limits,
+        );
+        assert_eq!(reset, Inbound::Broken);
+        assert_eq!(reset.ended(), Some(Ended::Abnormal));
     }
 
     #[test]
