@@ -123,7 +123,11 @@ mod bridge_calls {
             .expect("join");
     }
 
-    pub(crate) async fn refresh(addr: std::net::SocketAddr, session_id: &str, connection_ids: &[&str]) {
+    pub(crate) async fn refresh(
+        addr: std::net::SocketAddr,
+        session_id: &str,
+        connection_ids: &[&str],
+    ) {
         let mut client = ConnectionServiceClient::connect(format!("http://{addr}"))
             .await
             .expect("core reachable");
