@@ -206,3 +206,19 @@ fn system_ping_with_or_without_payload() {
         assert_eq!(decode(text), Ok(ClientCommand::Ping), "{text}");
     }
 }
+
+/// An integral float below 2^53 is read exactly: JSON numbers are parsed
+/// with correct rounding (`float_roundtrip`), or this one comes out with a
+/// fraction and a valid `stepIndex` is refused.
+#[test]
+fn an_integral_float_is_read_exactly() {
+    let text = r#"{"action":"control.lease.set","payload":{"stepIndex":1855880165362031.0}}"#;
+    assert_eq!(
+        decode(text),
+        Ok(ClientCommand::LeaseSet {
+            lease_id: None,
+            step_index: 1_855_880_165_362_031,
+            lease_duration_ms: None,
+        })
+    );
+}
