@@ -111,17 +111,30 @@ pub async fn cancel_on_signal(token: CancellationToken) {
 mod tests {
     use super::*;
 
+    /// Whether a callsite is enabled is cached across threads from every
+    /// live subscriber: two tests installing theirs at once would see each
+    /// other's answer. They take turns.
+    static ONE_SUBSCRIBER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn without_an_exporter_spans_are_not_even_recorded() {
+        let _turn = ONE_SUBSCRIBER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tracing::subscriber::with_default(subscriber(false, None), || {
+            tracing::callsite::rebuild_interest_cache();
             assert!(tracing::info_span!("untraced").is_disabled());
         });
     }
 
     #[test]
     fn with_an_exporter_spans_are_recorded_whatever_the_log_level() {
+        let _turn = ONE_SUBSCRIBER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         tracing::subscriber::with_default(subscriber(false, Some(&provider)), || {
+            tracing::callsite::rebuild_interest_cache();
             assert!(!tracing::info_span!("traced").is_disabled());
         });
     }
