@@ -78,6 +78,8 @@ mod error;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+mod encode_tests;
+#[cfg(test)]
 mod refusal_tests;
 
 pub use decode::{decode, decode_with};
