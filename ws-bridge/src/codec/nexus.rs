@@ -80,6 +80,8 @@ mod decode_tests;
 #[cfg(test)]
 mod encode_tests;
 #[cfg(test)]
+mod proptest_tests;
+#[cfg(test)]
 mod refusal_tests;
 
 pub use decode::{decode, decode_with};
