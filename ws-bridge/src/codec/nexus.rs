@@ -32,8 +32,8 @@
 //!   not a string, too long, control characters) is dropped without a
 //!   refusal, and the caller makes one (UUIDv4). It is read before anything
 //!   else in the envelope, so a refused event still gets its own `traceId`
-//!   back in the `ERROR`; only a frame too large, too deep or not a JSON
-//!   object has none.
+//!   back in the `ERROR`; only a frame too large, too deep, not JSON or
+//!   not a JSON object has none.
 //! - Ids (`roomId`, `clientRef`, `messageId`, `targetId`) need not be UUIDs:
 //!   any id seed 000 accepts, by the id rule and `max_id_len` (characters).
 //!   An empty `clientRef` means none; an empty `contentText` means none, so
@@ -63,7 +63,8 @@
 //!   `action`: `code` is one of seed 000's code names.
 //! - WebRTC signaling (issue 14 leaves it to the next issue): `SIGNAL_SDP`
 //!   and `SIGNAL_ICE` are decoded (`sdpMLineIndex` 0..=65535, `sdp` and
-//!   `candidate` up to `max_content_bytes`) and their relays and
+//!   `candidate` non-empty and up to `max_content_bytes`, `sdpMid` up to
+//!   `max_id_len` characters) and their relays and
 //!   `CALL_REJECTED` encoded in the seed's shape, relayed as received; the
 //!   seed names no end-call event, so none is decoded.
 
