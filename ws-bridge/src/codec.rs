@@ -3,7 +3,7 @@
 //! This module owns the vocabulary every dialect shares: the decoded
 //! [`ClientCommand`], the [`Limits`] a frame is checked against, the
 //! [`ProtocolError`] for bad input, and the [`ErrorEnvelope`] sent back for any
-//! refusal. Each dialect (today [`seed000`]) is a submodule with a pure
+//! refusal. Each dialect ([`seed000`], [`nexus`]) is a submodule with a pure
 //! `decode` and one `encode_*` function per server envelope.
 //!
 //! Codecs must never touch sockets, the core, clocks or shared state, and must
@@ -14,6 +14,7 @@ use meno_common::error::{CoreError, ErrorCode};
 use meno_proto::PresenceStatus;
 use serde_json::{Map, Value};
 
+pub mod nexus;
 pub mod seed000;
 
 /// Limits a client envelope is checked against before anything reaches the core.

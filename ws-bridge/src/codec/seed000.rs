@@ -44,6 +44,9 @@ pub use encode::{
     encode_auth_refreshed, encode_chat_message, encode_error, encode_event, encode_lease,
     encode_pong, encode_snapshot, encode_sync,
 };
+// JSON checks every dialect makes the same way (the NexusChat codec uses them).
+pub(in crate::codec) use decode::{clip, compact_json_len, json_type, nests_deeper_than};
+pub(in crate::codec) use encode::raw_object;
 
 /// The client actions of seed 000 (`request.body.action`).
 pub mod action {

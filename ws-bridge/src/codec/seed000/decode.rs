@@ -410,7 +410,7 @@ impl Fields {
 /// Whether arrays and objects in `text` nest deeper than `limit`, by one pass
 /// over the bytes that skips string contents. Malformed text is left to the
 /// parser; this only has to be right for text that parses.
-fn nests_deeper_than(text: &str, limit: usize) -> bool {
+pub(in crate::codec) fn nests_deeper_than(text: &str, limit: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -440,7 +440,7 @@ fn nests_deeper_than(text: &str, limit: usize) -> bool {
 }
 
 /// Size of `object` as compact JSON, counted without building the string.
-fn compact_json_len(object: &Map<String, Value>) -> usize {
+pub(in crate::codec) fn compact_json_len(object: &Map<String, Value>) -> usize {
     let mut counter = ByteCounter(0);
     match serde_json::to_writer(&mut counter, object) {
         Ok(()) => counter.0,
@@ -463,7 +463,7 @@ impl std::io::Write for ByteCounter {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+pub(in crate::codec) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -474,6 +474,6 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn clip(text: &str) -> String {
+pub(in crate::codec) fn clip(text: &str) -> String {
     text.chars().take(ECHO_CHARS).collect()
 }

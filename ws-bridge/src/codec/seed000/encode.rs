@@ -283,7 +283,7 @@ fn non_empty(text: &str) -> Option<&str> {
 /// parsers (serde_json, Go, Java) refuse, breaking the whole envelope for
 /// them. So the text is also read as [`serde_json::Value`] would read it,
 /// without building the tree.
-fn raw_object(json: &str) -> Option<&RawValue> {
+pub(in crate::codec) fn raw_object(json: &str) -> Option<&RawValue> {
     if json.is_empty() {
         return None;
     }
