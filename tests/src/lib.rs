@@ -528,12 +528,14 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--bin", name]);
+        // From the tests crate a bare `--bin` looks in this package only;
+        // each binary lives in the package of the same name.
+        command.args(["build", "-p", name, "--bin", name]);
         if profile_dir.ends_with("release") {
             command.arg("--release");
         }
         let status = command.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
+        assert!(status.success(), "cargo build -p {name} --bin {name} failed");
     }
     path
 }
