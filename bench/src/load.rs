@@ -121,7 +121,9 @@ pub struct Dialect {
 impl Dialect {
     fn path(self, room: &str, subscriber: usize) -> String {
         match self.kind {
-            TargetKind::Centrifugo => "/connection/websocket".to_owned(),
+            TargetKind::Centrifugo | TargetKind::CentrifugeEngine => {
+                "/connection/websocket".to_owned()
+            }
             TargetKind::Baseline => format!("/ws?sessionId={room}"),
             _ => format!(
                 "/ws?sessionId={room}&participantId=p{subscriber}&name=p{subscriber}&role=student&client=web"
@@ -132,7 +134,7 @@ impl Dialect {
     /// Joins `room` and returns once live events will arrive.
     async fn join(self, ws: &mut WsClient, room: &str) -> anyhow::Result<()> {
         match self.kind {
-            TargetKind::Centrifugo => {
+            TargetKind::Centrifugo | TargetKind::CentrifugeEngine => {
                 ws.send_text(br#"{"id":1,"connect":{}}"#).await?;
                 ws.read_until(|m| memchr::memmem::find(m, br#""id":1"#).is_some())
                     .await?;
@@ -199,7 +201,7 @@ pub async fn subscribe(
     let task = tokio::spawn({
         let paused = Arc::clone(&paused);
         let closed_with = Arc::clone(&closed_with);
-        let centrifugo = dialect.kind == TargetKind::Centrifugo;
+        let centrifugo = dialect.kind.is_centrifugo();
         async move {
             loop {
                 if paused.load(Ordering::Relaxed) {

@@ -210,7 +210,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut target = Target::start(kind, &launch)
             .with_context(|| format!("starting target {}", kind.name()))?;
         let path = match kind {
-            TargetKind::Centrifugo => PublishPath::Http,
+            TargetKind::Centrifugo | TargetKind::CentrifugeEngine => PublishPath::Http,
             TargetKind::Baseline => PublishPath::Ws,
             // Only the split target has a core gRPC port; the flood scenario
             // runs on both, so the monolith publishes through sockets.

@@ -28,8 +28,12 @@ pub enum TargetKind {
     MenoSplit,
     /// `meno-bridge --store embedded` (durable, group commit).
     MenoEmbedded,
-    /// Centrifugo's engine (centrifuge v0.40.1) with Centrifugo's settings.
+    /// The real Centrifugo v6.9.1 (`scripts/install-centrifugo`): memory
+    /// engine, a generated config checked with `centrifugo checkconfig --strict`.
     Centrifugo,
+    /// Centrifugo's engine (centrifuge v0.40.1) with Centrifugo's settings: the
+    /// stand-in of earlier rounds.
+    CentrifugeEngine,
     /// A bare tokio-tungstenite broadcast server: the ceiling.
     Baseline,
 }
@@ -42,8 +46,14 @@ impl TargetKind {
             TargetKind::MenoSplit => "meno-split",
             TargetKind::MenoEmbedded => "meno-embedded",
             TargetKind::Centrifugo => "centrifugo",
+            TargetKind::CentrifugeEngine => "centrifuge-engine",
             TargetKind::Baseline => "baseline",
         }
+    }
+
+    /// Whether it speaks Centrifugo's protocol (the real one or its engine).
+    pub fn is_centrifugo(self) -> bool {
+        matches!(self, TargetKind::Centrifugo | TargetKind::CentrifugeEngine)
     }
 
     /// Whether clients speak seed 000 to it.
@@ -173,6 +183,88 @@ fn pinned(launch: &Launch, program: &Path) -> Command {
     command
 }
 
+/// The pinned Centrifugo the install script puts in the cache.
+const CENTRIFUGO_VERSION: &str = "v6.9.1";
+
+/// `centrifugo` from the bin dir, else where `scripts/install-centrifugo`
+/// puts it, else `PATH`; refused unless it was built from v6.9.1.
+fn centrifugo_binary(launch: &Launch) -> anyhow::Result<PathBuf> {
+    let cached = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/meno-realtime/go-bin/centrifugo"));
+    let path = [Some(launch.bin_dir.join("centrifugo")), cached]
+        .into_iter()
+        .flatten()
+        .find(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("centrifugo"));
+    // `go install` builds carry no version ldflags: read the module's.
+    let info = Command::new("go")
+        .arg("version")
+        .arg("-m")
+        .arg(&path)
+        .output()
+        .with_context(|| format!("reading the build info of {}", path.display()))?;
+    let info = String::from_utf8_lossy(&info.stdout);
+    let module = info
+        .lines()
+        .find(|line| {
+            line.trim_start().starts_with("mod\t") || line.trim_start().starts_with("mod ")
+        })
+        .unwrap_or_default();
+    if !module.contains("github.com/centrifugal/centrifugo/v6")
+        || !module.contains(CENTRIFUGO_VERSION)
+    {
+        bail!(
+            "{} is not Centrifugo {CENTRIFUGO_VERSION} (build info: {module:?}): run scripts/install-centrifugo",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Writes the config of one Centrifugo process and checks it strictly: the
+/// memory engine, anonymous connect and subscribe in namespace `chat`,
+/// history 100 / 300 s, the HTTP API key, health on, errors-only logs.
+fn centrifugo_config(launch: &Launch, addr: SocketAddr, process: usize) -> anyhow::Result<PathBuf> {
+    let config = serde_json::json!({
+        "log": {"level": "error"},
+        "http_server": {"address": addr.ip().to_string(), "port": addr.port().to_string()},
+        "client": {
+            "allowed_origins": ["*"],
+            "allow_anonymous_connect_without_token": true
+        },
+        "channel": {
+            "namespaces": [{
+                "name": "chat",
+                "allow_subscribe_for_client": true,
+                "allow_subscribe_for_anonymous": true,
+                "history_size": 100,
+                "history_ttl": "300s"
+            }]
+        },
+        "http_api": {"key": crate::load::API_KEY},
+        "health": {"enabled": true}
+    });
+    std::fs::create_dir_all(&launch.scratch)?;
+    let path = launch.scratch.join(format!("centrifugo-{process}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
+    let checked = Command::new(centrifugo_binary(launch)?)
+        .arg("checkconfig")
+        .arg("--strict")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .context("running centrifugo checkconfig")?;
+    if !checked.status.success() {
+        bail!(
+            "centrifugo checkconfig --strict refused {}: {}{}",
+            path.display(),
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    Ok(path)
+}
+
 fn binary(launch: &Launch, name: &str) -> anyhow::Result<PathBuf> {
     let path = launch.bin_dir.join(name);
     if path.exists() {
@@ -256,6 +348,16 @@ impl Target {
                 }
             }
             TargetKind::Centrifugo => {
+                let program = centrifugo_binary(launch)?;
+                for process in 0..processes {
+                    let addr = free_addr();
+                    let config = centrifugo_config(launch, addr, process)?;
+                    let mut command = pinned(launch, &program);
+                    command.arg("--config").arg(&config);
+                    target.spawn_edge(command, addr)?;
+                }
+            }
+            TargetKind::CentrifugeEngine => {
                 for _ in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "centrifuge-server")?);
@@ -366,7 +468,7 @@ fn wait_port(addr: SocketAddr) -> anyhow::Result<()> {
 fn wait_ready(kind: TargetKind, addr: SocketAddr) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let path = match kind {
-        TargetKind::Centrifugo => "/health",
+        TargetKind::Centrifugo | TargetKind::CentrifugeEngine => "/health",
         TargetKind::Baseline => "/",
         _ => "/readyz",
     };
