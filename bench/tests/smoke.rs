@@ -88,7 +88,7 @@ fn fanout_smoke_meno_and_baseline() {
     ensure_binary("meno-bridge");
     let mut targets = String::from("meno,baseline");
     if bin_dir().join("centrifuge-server").exists() {
-        targets.push_str(",centrifugo");
+        targets.push_str(",centrifuge-engine");
     }
     let document = run(
         "fanout",

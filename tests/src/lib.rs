@@ -535,7 +535,10 @@ pub fn workspace_binary(name: &str) -> PathBuf {
             command.arg("--release");
         }
         let status = command.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p {name} --bin {name} failed");
+        assert!(
+            status.success(),
+            "cargo build -p {name} --bin {name} failed"
+        );
     }
     path
 }
