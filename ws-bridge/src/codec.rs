@@ -14,6 +14,7 @@ use meno_common::error::{CoreError, ErrorCode};
 use meno_proto::PresenceStatus;
 use serde_json::{Map, Value};
 
+mod fields;
 pub mod nexus;
 pub mod seed000;
 

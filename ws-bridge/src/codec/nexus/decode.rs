@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{client_event, MessageType, NexusCommand, NexusError, NexusRefusal, NexusRequest};
 use super::{SdpType, MESSAGE_TYPE_NAMES};
-use crate::codec::seed000::{clip, compact_json_len, json_type, nests_deeper_than};
+use crate::codec::seed000::{clip, json_type, nests_deeper_than};
 use crate::codec::Limits;
 
 /// Decodes one client frame with the default [`Limits`].
@@ -49,7 +49,7 @@ pub fn decode_with(text: &str, limits: &Limits) -> Result<NexusRequest, NexusRef
     };
     let trace_id = sane_trace_id(envelope.remove("traceId"), limits);
     match split_envelope(envelope).and_then(|(event, parse, data)| {
-        parse(Fields { event, map: data }, limits).map(|command| (event, command))
+        parse(Fields::new(event, data), limits).map(|command| (event, command))
     }) {
         Ok((event, command)) => Ok(NexusRequest {
             event,
@@ -143,7 +143,7 @@ fn send_message(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nex
     let type_name = fields.required_string("type")?;
     let message_type =
         MessageType::from_wire_name(&type_name).ok_or_else(|| NexusError::NotOneOf {
-            event: fields.event,
+            event: fields.name,
             field: "type",
             value: clip(&type_name),
             allowed: MESSAGE_TYPE_NAMES,
@@ -171,10 +171,10 @@ fn send_message(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nex
             .ok_or_else(|| fields.required_for(message_type, "contentMeta"))?;
         media_url(&fields, meta, message_type)?;
     }
-    let client_ref = match fields.string("clientRef")?.filter(|id| !id.is_empty()) {
-        Some(id) => Some(fields.check_id("clientRef", id, limits)?),
-        None => None,
-    };
+    let client_ref = fields.string("clientRef")?.filter(|id| !id.is_empty());
+    if let Some(id) = &client_ref {
+        fields.check_id("clientRef", id, limits)?;
+    }
     Ok(NexusCommand::SendMessage {
         room_id,
         message_type,
@@ -195,7 +195,7 @@ fn media_url(
         None | Some(Value::Null) => Err(fields.required_for(message_type, FIELD)),
         Some(Value::String(url)) if is_http_url(url) => Ok(()),
         Some(Value::String(_)) => Err(NexusError::InvalidUrl {
-            event: fields.event,
+            event: fields.name,
             field: FIELD,
         }),
         Some(other) => Err(fields.wrong_type(FIELD, "a string", other)),
@@ -219,7 +219,7 @@ fn signal_sdp(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nexus
     let target_id = fields.required_id("targetId", limits)?;
     let type_name = fields.required_string("type")?;
     let sdp_type = SdpType::from_wire_name(&type_name).ok_or_else(|| NexusError::NotOneOf {
-        event: fields.event,
+        event: fields.name,
         field: "type",
         value: clip(&type_name),
         allowed: "offer, answer, rollback",
@@ -249,7 +249,7 @@ fn signal_ice(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nexus
     let sdp_m_line_index = match fields.take("sdpMLineIndex") {
         None => {
             return Err(NexusError::MissingField {
-                event: fields.event,
+                event: fields.name,
                 field: "sdpMLineIndex",
             })
         }
@@ -257,7 +257,7 @@ fn signal_ice(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nexus
             .as_u64()
             .and_then(|index| u16::try_from(index).ok())
             .ok_or_else(|| NexusError::OutOfRange {
-                event: fields.event,
+                event: fields.name,
                 field: "sdpMLineIndex",
                 expected: "an integer from 0 to 65535",
                 value: number.to_string(),
@@ -272,39 +272,16 @@ fn signal_ice(mut fields: Fields, limits: &Limits) -> Result<NexusCommand, Nexus
     })
 }
 
-/// A `data` object being taken apart; each accessor removes its field, so
-/// values move out without copies, and treats `null` as absent.
-struct Fields {
-    event: &'static str,
-    map: Map<String, Value>,
-}
+/// A `data` object being taken apart: the shared readers, and NexusChat's own.
+type Fields = crate::codec::fields::Fields<NexusError>;
 
 impl Fields {
-    fn take(&mut self, field: &'static str) -> Option<Value> {
-        self.map.remove(field).filter(|value| !value.is_null())
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<Option<String>, NexusError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(self.wrong_type(field, "a string", &other)),
-        }
-    }
-
-    fn required_string(&mut self, field: &'static str) -> Result<String, NexusError> {
-        self.string(field)?.ok_or(NexusError::MissingField {
-            event: self.event,
-            field,
-        })
-    }
-
     /// A required, non-empty string of at most `limit` bytes.
     fn required_text(&mut self, field: &'static str, limit: usize) -> Result<String, NexusError> {
         let text = self.required_string(field)?;
         if text.is_empty() {
             return Err(NexusError::Empty {
-                event: self.event,
+                event: self.name,
                 field,
             });
         }
@@ -314,95 +291,25 @@ impl Fields {
         Ok(text)
     }
 
+    /// A required id by the id rule and `max_id_len`.
     fn required_id(&mut self, field: &'static str, limits: &Limits) -> Result<String, NexusError> {
         let id = self.required_string(field)?;
-        self.check_id(field, id, limits)
+        self.check_id(field, &id, limits)?;
+        Ok(id)
     }
 
     fn required_boolean(&mut self, field: &'static str) -> Result<bool, NexusError> {
-        match self.take(field) {
-            None => Err(NexusError::MissingField {
-                event: self.event,
-                field,
-            }),
-            Some(Value::Bool(flag)) => Ok(flag),
-            Some(other) => Err(self.wrong_type(field, "a boolean", &other)),
-        }
-    }
-
-    fn object(
-        &mut self,
-        field: &'static str,
-        limits: &Limits,
-    ) -> Result<Option<Map<String, Value>>, NexusError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Object(object)) => {
-                let size = compact_json_len(&object);
-                if size > limits.max_meta_bytes {
-                    return Err(self.too_long(field, size, limits.max_meta_bytes, "bytes"));
-                }
-                Ok(Some(object))
-            }
-            Some(other) => Err(self.wrong_type(field, "an object", &other)),
-        }
-    }
-
-    /// The id rule and `max_id_len`, in characters; hands the id back.
-    fn check_id(
-        &self,
-        field: &'static str,
-        id: String,
-        limits: &Limits,
-    ) -> Result<String, NexusError> {
-        if id.is_empty() {
-            return Err(NexusError::Empty {
-                event: self.event,
-                field,
-            });
-        }
-        let chars = id.chars().count();
-        if chars > limits.max_id_len {
-            return Err(self.too_long(field, chars, limits.max_id_len, "characters"));
-        }
-        meno_common::text::check_id_chars(&id).map_err(|why| NexusError::InvalidText {
-            event: self.event,
+        self.boolean(field)?.ok_or(NexusError::MissingField {
+            event: self.name,
             field,
-            why,
-        })?;
-        Ok(id)
+        })
     }
 
     fn required_for(&self, message_type: MessageType, field: &'static str) -> NexusError {
         NexusError::RequiredForType {
-            event: self.event,
+            event: self.name,
             field,
             message_type: message_type.wire_name(),
-        }
-    }
-
-    fn wrong_type(&self, field: &'static str, expected: &'static str, found: &Value) -> NexusError {
-        NexusError::WrongType {
-            event: self.event,
-            field,
-            expected,
-            found: json_type(found),
-        }
-    }
-
-    fn too_long(
-        &self,
-        field: &'static str,
-        actual: usize,
-        limit: usize,
-        unit: &'static str,
-    ) -> NexusError {
-        NexusError::TooLong {
-            event: self.event,
-            field,
-            actual,
-            limit,
-            unit,
         }
     }
 }

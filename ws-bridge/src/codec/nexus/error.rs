@@ -205,3 +205,51 @@ impl NexusError {
         }
     }
 }
+
+impl crate::codec::fields::FieldError for NexusError {
+    fn missing(event: &'static str, field: &'static str) -> Self {
+        Self::MissingField { event, field }
+    }
+
+    fn wrong_type(
+        event: &'static str,
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    ) -> Self {
+        Self::WrongType {
+            event,
+            field,
+            expected,
+            found,
+        }
+    }
+
+    fn empty(event: &'static str, field: &'static str) -> Self {
+        Self::Empty { event, field }
+    }
+
+    fn too_long(
+        event: &'static str,
+        field: &'static str,
+        actual: usize,
+        limit: usize,
+        unit: &'static str,
+    ) -> Self {
+        Self::TooLong {
+            event,
+            field,
+            actual,
+            limit,
+            unit,
+        }
+    }
+
+    fn invalid_text(
+        event: &'static str,
+        field: &'static str,
+        why: meno_common::text::TextError,
+    ) -> Self {
+        Self::InvalidText { event, field, why }
+    }
+}

@@ -166,7 +166,7 @@ fn presence_update(mut fields: Fields, limits: &Limits) -> Result<ClientCommand,
         Some(status) => {
             Some(
                 client_status(&status).ok_or_else(|| ProtocolError::InvalidStatus {
-                    action: fields.action,
+                    action: fields.name,
                     value: clip(&status),
                 })?,
             )
@@ -198,7 +198,7 @@ fn lease_set(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, Proto
     let step_index = fields
         .integer("stepIndex")?
         .ok_or(ProtocolError::MissingField {
-            action: fields.action,
+            action: fields.name,
             field: "stepIndex",
         })?;
     if !(0..=MAX_SAFE_INTEGER).contains(&step_index) {
@@ -219,52 +219,18 @@ fn lease_set(mut fields: Fields, limits: &Limits) -> Result<ClientCommand, Proto
     })
 }
 
-/// A payload being taken apart; each accessor removes its field, so values
-/// move out without copies, and treats `null` as absent.
-struct Fields {
-    action: &'static str,
-    map: Map<String, Value>,
-}
+/// A payload being taken apart: the shared readers, and seed 000's own.
+type Fields = crate::codec::fields::Fields<ProtocolError>;
 
 impl Fields {
     fn required(action: &'static str, payload: Payload) -> Result<Self, ProtocolError> {
         payload
-            .map(|map| Self { action, map })
+            .map(|map| Self::new(action, map))
             .ok_or(ProtocolError::MissingPayload { action })
     }
 
     fn optional(action: &'static str, payload: Payload) -> Self {
-        Self {
-            action,
-            map: payload.unwrap_or_default(),
-        }
-    }
-
-    fn take(&mut self, field: &'static str) -> Option<Value> {
-        self.map.remove(field).filter(|value| !value.is_null())
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<Option<String>, ProtocolError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(self.wrong_type(field, "a string", &other)),
-        }
-    }
-
-    fn required_string(&mut self, field: &'static str) -> Result<String, ProtocolError> {
-        self.string(field)?.ok_or(ProtocolError::MissingField {
-            action: self.action,
-            field,
-        })
-    }
-
-    fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, ProtocolError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Bool(flag)) => Ok(Some(flag)),
-            Some(other) => Err(self.wrong_type(field, "a boolean", &other)),
-        }
+        Self::new(action, payload.unwrap_or_default())
     }
 
     fn integer(&mut self, field: &'static str) -> Result<Option<i64>, ProtocolError> {
@@ -291,7 +257,7 @@ impl Fields {
                 Err(self.out_of_range(field, "within ±9007199254740992", number))
             }
             _ => Err(ProtocolError::WrongType {
-                action: self.action,
+                action: self.name,
                 field,
                 expected: "an integer",
                 found: "a number with a fraction",
@@ -306,28 +272,10 @@ impl Fields {
         time_fmt::parse_unix_ms(&text)
             .map(Some)
             .map_err(|err| ProtocolError::InvalidTimestamp {
-                action: self.action,
+                action: self.name,
                 field,
                 reason: err.to_string(),
             })
-    }
-
-    fn object(
-        &mut self,
-        field: &'static str,
-        limits: &Limits,
-    ) -> Result<Option<Map<String, Value>>, ProtocolError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Object(object)) => {
-                let size = compact_json_len(&object);
-                if size > limits.max_meta_bytes {
-                    return Err(self.too_long(field, size, limits.max_meta_bytes, "bytes"));
-                }
-                Ok(Some(object))
-            }
-            Some(other) => Err(self.wrong_type(field, "an object", &other)),
-        }
     }
 
     /// The optional `leaseId` hint; an empty one is no hint.
@@ -339,59 +287,6 @@ impl Fields {
         Ok(lease_id)
     }
 
-    fn check_id(
-        &self,
-        field: &'static str,
-        id: &str,
-        limits: &Limits,
-    ) -> Result<(), ProtocolError> {
-        if id.is_empty() {
-            return Err(ProtocolError::Empty {
-                action: self.action,
-                field,
-            });
-        }
-        let chars = id.chars().count();
-        if chars > limits.max_id_len {
-            return Err(self.too_long(field, chars, limits.max_id_len, "characters"));
-        }
-        meno_common::text::check_id_chars(id).map_err(|why| ProtocolError::InvalidText {
-            action: self.action,
-            field,
-            why,
-        })
-    }
-
-    fn wrong_type(
-        &self,
-        field: &'static str,
-        expected: &'static str,
-        found: &Value,
-    ) -> ProtocolError {
-        ProtocolError::WrongType {
-            action: self.action,
-            field,
-            expected,
-            found: json_type(found),
-        }
-    }
-
-    fn too_long(
-        &self,
-        field: &'static str,
-        actual: usize,
-        limit: usize,
-        unit: &'static str,
-    ) -> ProtocolError {
-        ProtocolError::TooLong {
-            action: self.action,
-            field,
-            actual,
-            limit,
-            unit,
-        }
-    }
-
     fn out_of_range(
         &self,
         field: &'static str,
@@ -399,7 +294,7 @@ impl Fields {
         value: impl ToString,
     ) -> ProtocolError {
         ProtocolError::OutOfRange {
-            action: self.action,
+            action: self.name,
             field,
             expected,
             value: value.to_string(),
