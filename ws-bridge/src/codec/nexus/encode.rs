@@ -231,28 +231,15 @@ impl<'a> MessageData<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HistoryRow<'a> {
-    id: &'a str,
-    room_id: &'a str,
-    sender_id: &'a str,
-    #[serde(rename = "type")]
-    message_type: &'static str,
-    content_text: Option<&'a str>,
-    content_meta: Option<&'a RawValue>,
-    created_at: String,
+    #[serde(flatten)]
+    message: MessageData<'a>,
     edited_at: Option<String>,
 }
 
 impl<'a> HistoryRow<'a> {
     fn new(room_id: &'a str, message: &'a ChatMessage) -> Self {
-        let data = MessageData::new(room_id, message);
         Self {
-            id: data.id,
-            room_id: data.room_id,
-            sender_id: data.sender_id,
-            message_type: data.message_type,
-            content_text: data.content_text,
-            content_meta: data.content_meta,
-            created_at: data.created_at,
+            message: MessageData::new(room_id, message),
             edited_at: None,
         }
     }
