@@ -64,11 +64,10 @@ impl Chat {
         stage: &mut Stage<'_>,
     ) -> Result<SendChatResponse, CoreError> {
         let actor = request.actor.unwrap_or_default();
-        let reference = ChatRef::new(actor.participant_id.as_str(), request.client_ref.as_str());
         if let Some(known) = stored_duplicate.or_else(|| {
-            (!reference.client_ref.is_empty())
-                .then(|| self.refs.get(&reference).cloned())
-                .flatten()
+            (!request.client_ref.is_empty())
+                .then(|| ChatRef::new(actor.participant_id.as_str(), request.client_ref.as_str()))
+                .and_then(|reference| self.refs.get(&reference).cloned())
         }) {
             return Ok(SendChatResponse {
                 message: Some(known),
