@@ -107,6 +107,33 @@ pub enum ClientCommand {
         /// The new token; it must name the same participant and tenant.
         token: String,
     },
+    /// Append a typed message (NexusChat's `SEND_MSG`): the kind is stored,
+    /// and the core checks what it requires.
+    TypedSend {
+        /// The client's idempotency key; empty: none.
+        client_ref: String,
+        /// The stored kind (`text`, `image`, `video`, `audio`, `file`).
+        kind: meno_proto::MessageKind,
+        /// The text, or a media message's caption; may be empty.
+        content: String,
+        /// Structured extras; a media message's `url` lives here.
+        meta: Option<Map<String, Value>>,
+    },
+    /// Start or stop typing (NexusChat's `TYPING`).
+    Typing {
+        /// Whether the sender types.
+        is_typing: bool,
+    },
+    /// The sender read up to this message (NexusChat's `ACK`); the core
+    /// finds its room.
+    MarkRead {
+        /// The server's id of the message.
+        message_id: String,
+    },
+    /// Enter the request's room (NexusChat's `JOIN_ROOM`).
+    JoinRoom,
+    /// Leave the request's room (NexusChat's `LEAVE_ROOM`).
+    LeaveRoom,
 }
 
 /// A client envelope the bridge refuses before it reaches the core.

@@ -19,13 +19,14 @@ use crate::auth::{Authenticator, Identity};
 use crate::codec::{ClientCommand, ErrorEnvelope};
 pub use crate::core_client::session_ref;
 use crate::core_client::CoreClient;
-use crate::dialect::{Reply, Request, RequestTag};
+use crate::dialect::{Reply, RequestTag};
 use crate::socket::SocketContext;
 
 mod auth_refresh;
 mod chat_send;
 mod lease;
 mod presence;
+mod read;
 
 /// A command's answer for its sender, when it has one.
 pub type Outcome = Option<Reply>;
@@ -67,11 +68,17 @@ impl Caller {
 
     /// The sender, as gRPC requests name it.
     pub fn actor(&self) -> Option<Actor> {
+        self.traced_actor(None)
+    }
+
+    /// The sender, with the trace id of the client event it acts on.
+    pub fn traced_actor(&self, trace_id: Option<&str>) -> Option<Actor> {
         Some(Actor {
             participant_id: self.connection.participant_id.clone(),
             connection_id: self.connection.connection_id.clone(),
             name: self.connection.name.clone(),
             role: self.connection.role,
+            trace_id: trace_id.unwrap_or_default().to_owned(),
         })
     }
 }
@@ -86,26 +93,73 @@ pub fn action_span(action: &'static str, key: &SessionKey, connection: &Connecti
         session = %key,
         participant = %connection.participant_id,
         connection = %connection.connection_id,
+        client_trace_id = tracing::field::Empty,
     )
 }
 
-/// Starts the command of `request`; resolves to what its sender alone gets.
-pub fn dispatch(caller: Arc<Caller>, request: Request) -> CallFuture {
-    let tag = request.tag;
+/// Starts `command`; resolves to what its sender alone gets. `tag`'s trace
+/// id goes with the core call, onto the events it causes.
+pub fn dispatch(caller: Arc<Caller>, command: ClientCommand, tag: RequestTag) -> CallFuture {
     let action = tag.action;
     let span = action_span(action, &caller.key, &caller.connection);
+    if let Some(trace_id) = tag.trace_id.as_deref() {
+        meno_common::telemetry::propagation::link_client_trace(&span, trace_id);
+    }
     Box::pin(
         async move {
             let _timer = crate::metrics::CORE_CALL_SECONDS
                 .with_label_values(&[action])
                 .start_timer();
-            let answered: Result<Outcome, CoreError> = match request.command {
+            let trace_id = tag.trace_id.as_deref();
+            let answered: Result<Outcome, CoreError> = match command {
                 ClientCommand::ChatSend {
                     message_id,
                     content,
                     created_at_ms,
                     meta,
-                } => chat_send::run(&caller, message_id, content, created_at_ms, meta).await,
+                } => {
+                    let message = chat_send::Message {
+                        client_ref: message_id,
+                        kind: meno_proto::MessageKind::Unspecified,
+                        content,
+                        created_at_ms,
+                        meta,
+                    };
+                    chat_send::run(&caller, message, trace_id).await
+                }
+                ClientCommand::TypedSend {
+                    client_ref,
+                    kind,
+                    content,
+                    meta,
+                } => {
+                    let message = chat_send::Message {
+                        client_ref,
+                        kind,
+                        content,
+                        created_at_ms: None,
+                        meta,
+                    };
+                    chat_send::run(&caller, message, trace_id).await
+                }
+                ClientCommand::Typing { is_typing } => {
+                    let update = presence::Update {
+                        status: None,
+                        is_typing: Some(is_typing),
+                        is_speaking: None,
+                        last_seen_ms: None,
+                        extra: None,
+                    };
+                    presence::update(&caller, update, trace_id).await
+                }
+                ClientCommand::MarkRead { message_id } => {
+                    read::mark(&caller, message_id, trace_id).await
+                }
+                // The socket enters and leaves rooms itself.
+                ClientCommand::JoinRoom | ClientCommand::LeaveRoom => Err(CoreError::new(
+                    meno_common::error::ErrorCode::InvalidArgument,
+                    "a room event needs a roomId",
+                )),
                 ClientCommand::PresenceUpdate {
                     status,
                     is_typing,
@@ -120,7 +174,7 @@ pub fn dispatch(caller: Arc<Caller>, request: Request) -> CallFuture {
                         last_seen_ms,
                         extra,
                     };
-                    presence::update(&caller, update).await
+                    presence::update(&caller, update, trace_id).await
                 }
                 ClientCommand::PresenceHeartbeat { last_seen_ms } => {
                     presence::heartbeat(&caller, last_seen_ms).await

@@ -11,6 +11,8 @@ use std::borrow::Cow;
 
 use meno_proto::{ClientKind, Role};
 
+pub mod nexus;
+
 /// Longest `sessionId` / `participantId`, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 /// Longest display name, in characters, after trimming.
@@ -88,6 +90,14 @@ pub enum ConnectError {
     InvalidClient {
         /// The client kind as sent, cut short.
         value: String,
+    },
+    /// More rooms named at connect than a socket may be in.
+    #[error("too many roomId: {actual}, at most {max} per connection")]
+    TooManyRooms {
+        /// How many were named.
+        actual: usize,
+        /// The limit.
+        max: usize,
     },
     /// `lastSeq` is not a non-negative integer.
     #[error("invalid lastSeq {value:?}: expected a non-negative integer")]
@@ -191,7 +201,7 @@ struct RawQuery<'q> {
     last_seq: Option<Cow<'q, str>>,
 }
 
-fn required<'q>(
+pub(crate) fn required<'q>(
     field: &'static str,
     value: Option<Cow<'q, str>>,
 ) -> Result<Cow<'q, str>, ConnectError> {
@@ -202,7 +212,7 @@ fn required<'q>(
     }
 }
 
-fn id(field: &'static str, value: Option<Cow<'_, str>>) -> Result<String, ConnectError> {
+pub(crate) fn id(field: &'static str, value: Option<Cow<'_, str>>) -> Result<String, ConnectError> {
     let value = required(field, value)?;
     let chars = value.chars().count();
     if chars > MAX_ID_CHARS {
@@ -220,15 +230,23 @@ fn id(field: &'static str, value: Option<Cow<'_, str>>) -> Result<String, Connec
 }
 
 fn name(value: Option<Cow<'_, str>>) -> Result<String, ConnectError> {
-    let value = required("name", value)?;
+    display_name("name", value)
+}
+
+/// A display name under `field`: trimmed, 1..=80 characters, the name rule.
+pub(crate) fn display_name(
+    field: &'static str,
+    value: Option<Cow<'_, str>>,
+) -> Result<String, ConnectError> {
+    let value = required(field, value)?;
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(ConnectError::Empty { field: "name" });
+        return Err(ConnectError::Empty { field });
     }
     let chars = trimmed.chars().count();
     if chars > MAX_NAME_CHARS {
         return Err(ConnectError::TooLong {
-            field: "name",
+            field,
             actual: chars,
             max: MAX_NAME_CHARS,
         });

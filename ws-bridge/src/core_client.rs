@@ -12,7 +12,8 @@ use meno_common::key::SessionKey;
 use meno_proto::{
     chat_service_client::ChatServiceClient, connection_service_client::ConnectionServiceClient,
     event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
-    presence_service_client::PresenceServiceClient, SessionRef,
+    presence_service_client::PresenceServiceClient, read_service_client::ReadServiceClient,
+    SessionRef,
 };
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
@@ -145,6 +146,8 @@ pub struct CoreClient {
     pub presence: PresenceServiceClient<CoreChannel>,
     /// Lease set, release, get.
     pub lease: LeaseServiceClient<CoreChannel>,
+    /// Read positions.
+    pub reads: ReadServiceClient<CoreChannel>,
     /// Session event streams.
     pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
@@ -180,6 +183,7 @@ impl CoreClient {
             chat: ChatServiceClient::new(intercepted.clone()),
             presence: PresenceServiceClient::new(intercepted.clone()),
             lease: LeaseServiceClient::new(intercepted.clone()),
+            reads: ReadServiceClient::new(intercepted.clone()),
             events: EventServiceClient::new(intercepted),
             health: tonic_health::pb::health_client::HealthClient::new(transport),
             timeout,

@@ -10,7 +10,8 @@
 //!
 //! A dialect must never touch a socket, call the core or hold state: it is
 //! a pure translation, so each one is tested (and fuzzed) on its own.
-//! Today's dialects: [`seed000`].
+//! Today's dialects: [`seed000`] (one session per socket) and [`nexus`]
+//! (seed 004's NexusChat: many rooms per socket).
 
 use http::StatusCode;
 use meno_proto::{ClientKind, JoinResponse, Role, SessionEvent};
@@ -19,11 +20,12 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::auth::Identity;
 use crate::codec::{ClientCommand, ErrorEnvelope, Limits, ProtocolError};
 
+pub mod nexus;
 pub mod seed000;
 
 /// Every dialect this bridge speaks, in the order selection tries them; a
 /// dialect's [`DialectId`] is its index here.
-pub static DIALECTS: [&dyn Dialect; 1] = [&seed000::Seed000];
+pub static DIALECTS: [&dyn Dialect; 2] = [&seed000::Seed000, &nexus::Nexus];
 
 /// How many dialects there are: the hub keeps one encoding slot for each.
 pub const DIALECT_COUNT: usize = DIALECTS.len();
@@ -60,23 +62,63 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     /// token is verified.
     fn connect(&self, query: Option<&str>) -> Result<Box<dyn PendingConnect>, Refusal>;
 
+    /// Whether a socket may be in several sessions (rooms) at once, joined
+    /// and left by its own requests; otherwise it is in exactly the one
+    /// session its connect names, for its whole life.
+    fn multi_room(&self) -> bool {
+        false
+    }
+
     /// Decodes one client text frame.
-    fn decode(&self, text: &str, limits: &Limits) -> Result<Request, ProtocolError>;
+    fn decode(&self, text: &str, limits: &Limits) -> Result<Request, Undecodable>;
 
     /// Encodes one session event, once for every socket of this dialect;
     /// `None` for an event this dialect does not show.
     fn encode_event(&self, session_id: &str, event: &SessionEvent) -> Option<Utf8Bytes>;
 
-    /// The frames a socket starts with after joining: a snapshot, or what it
-    /// missed since its `lastSeq`.
-    fn encode_start(&self, session_id: &str, joined: &JoinResponse) -> Vec<Utf8Bytes>;
+    /// The user an encoded event must not reach, when the dialect shows it to
+    /// the others only (NexusChat's TYPING): the hub skips that user's
+    /// sockets of this dialect.
+    fn hidden_from<'a>(&self, _event: &'a SessionEvent) -> Option<&'a str> {
+        None
+    }
+
+    /// The frames a socket starts with after joining a session: a snapshot,
+    /// or what it missed since its `lastSeq`. `tag`: the request that asked
+    /// for the join, if one did.
+    fn encode_start(
+        &self,
+        session_id: &str,
+        joined: &JoinResponse,
+        tag: Option<&RequestTag>,
+    ) -> Vec<Utf8Bytes>;
 
     /// The answer to one request of this socket, for it alone.
     fn encode_reply(&self, session_id: &str, tag: &RequestTag, reply: &Reply) -> Utf8Bytes;
 
-    /// A refusal that answers no request (a connect refused after the
-    /// upgrade, a frame that did not decode, a rate limit).
-    fn encode_error(&self, error: &ErrorEnvelope) -> Utf8Bytes;
+    /// A refusal that answers no request it could decode (a connect refused
+    /// after the upgrade, a frame that did not decode, a rate limit); with
+    /// the client's trace id when it could be read.
+    fn encode_error(&self, error: &ErrorEnvelope, trace_id: Option<&str>) -> Utf8Bytes;
+}
+
+/// A client frame a dialect could not decode: the refusal, and the trace id
+/// to answer it with when the frame carried a sane one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// The `error` to send.
+    pub error: ErrorEnvelope,
+    /// The client's trace id, when it could be read.
+    pub trace_id: Option<String>,
+}
+
+impl From<ProtocolError> for Undecodable {
+    fn from(error: ProtocolError) -> Self {
+        Self {
+            error: ErrorEnvelope::from_protocol(&error),
+            trace_id: None,
+        }
+    }
 }
 
 /// A connect query that parsed: it may carry a token, and binds an identity
@@ -138,8 +180,9 @@ pub struct Admission {
     pub role: Role,
     /// Web, tablet or native.
     pub client: ClientKind,
-    /// The session joined at connect.
-    pub session_id: String,
+    /// The sessions joined at connect: exactly one for a single-room
+    /// dialect; any number (none included) for a multi-room one.
+    pub rooms: Vec<String>,
     /// Resume after this seq, when the client has seen events before.
     pub last_seq: Option<u64>,
     /// The verified token's identity (jwt mode).
@@ -154,14 +197,32 @@ pub struct Request {
     pub command: ClientCommand,
     /// How replies to it are labelled.
     pub tag: RequestTag,
+    /// The session (room) it is for; `None`: the socket's only session, or,
+    /// for a command that names no room (NexusChat's ACK), the core finds it.
+    pub room: Option<String>,
 }
 
 /// What a dialect keeps of a request to label its answer: seed 000 echoes
-/// the action in an `error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the action in an `error`; NexusChat also answers with the request's
+/// trace id.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestTag {
     /// The action's wire name.
     pub action: &'static str,
+    /// The client's trace id (or one the bridge made for it), copied to the
+    /// replies and to the events the request causes; `None` in dialects
+    /// without one.
+    pub trace_id: Option<std::sync::Arc<str>>,
+}
+
+impl RequestTag {
+    /// A tag without a trace id.
+    pub fn action(action: &'static str) -> Self {
+        Self {
+            action,
+            trace_id: None,
+        }
+    }
 }
 
 /// The answer to one request, for its sender alone, before a dialect
@@ -180,6 +241,8 @@ pub enum Reply {
         /// When the new token expires (Unix ms).
         expires_at_ms: i64,
     },
+    /// The socket left a room (NexusChat's `LEAVE_ROOM`).
+    RoomLeft,
     /// The request was refused.
     Error(ErrorEnvelope),
 }
@@ -225,6 +288,21 @@ mod tests {
         assert_eq!(dialect.name(), "seed000");
         let staged = select("/prod", "/prod", Some("meno.v1, bearer.abc")).unwrap();
         assert_eq!(staged.name(), "seed000");
+    }
+
+    #[test]
+    fn the_nexus_path_or_subprotocol_selects_nexus_chat() {
+        assert_eq!(select("/ws/nexus", "/ws", None).unwrap().name(), "nexus");
+        assert_eq!(
+            select("/prod/nexus", "/prod", None).unwrap().name(),
+            "nexus"
+        );
+        assert_eq!(
+            select("/ws", "/ws", Some("bearer.abc, nexus.v1"))
+                .unwrap()
+                .name(),
+            "nexus"
+        );
     }
 
     #[test]

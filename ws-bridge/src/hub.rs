@@ -42,6 +42,8 @@ enum Upstream {
 struct LocalSocket {
     connection: ConnectionInfo,
     dialect: DialectId,
+    /// The socket's number for this session (it may be in several).
+    room: u32,
     outbox: Outbox,
 }
 
@@ -65,6 +67,7 @@ impl Fanout {
     /// every socket it is for.
     fn deliver(&self, event: &SessionEvent) {
         let mut encoded: [Option<Option<Utf8Bytes>>; DIALECT_COUNT] = Default::default();
+        let mut hidden_from: [Option<Option<&str>>; DIALECT_COUNT] = Default::default();
         let target = event.target.as_ref().and_then(|target| target.to.as_ref());
         let mut delivered = 0;
         for socket in self.sockets().values() {
@@ -73,7 +76,9 @@ impl Fanout {
                 Some(target::To::ConnectionId(id)) => socket.connection.connection_id == *id,
                 Some(target::To::UserId(id)) => socket.connection.participant_id == *id,
             };
-            if !wanted {
+            let hidden = hidden_from[usize::from(socket.dialect.0)]
+                .get_or_insert_with(|| socket.dialect.dialect().hidden_from(event));
+            if !wanted || *hidden == Some(socket.connection.participant_id.as_str()) {
                 continue;
             }
             let frame = encoded[usize::from(socket.dialect.0)].get_or_insert_with(|| {
@@ -83,7 +88,7 @@ impl Fanout {
                     .encode_event(&self.key.session_id, event)
             });
             if let Some(frame) = frame {
-                if socket.outbox.push(event.seq, frame.clone()) {
+                if socket.outbox.push(socket.room, event.seq, frame.clone()) {
                     delivered += 1;
                 } else {
                     crate::metrics::QUEUE_DROPS.inc();
@@ -93,10 +98,11 @@ impl Fanout {
         crate::metrics::EVENTS_DELIVERED.inc_by(delivered);
     }
 
-    /// Queues `signal` to every local socket of the session.
-    fn signal(&self, signal: impl Fn() -> Outbound) {
+    /// Queues `signal` (given the socket's room number) to every local
+    /// socket of the session.
+    fn signal(&self, signal: impl Fn(u32) -> Outbound) {
         for socket in self.sockets().values() {
-            socket.outbox.signal(signal());
+            socket.outbox.signal(signal(socket.room));
         }
     }
 }
@@ -169,7 +175,7 @@ impl Hub {
             .store(true, std::sync::atomic::Ordering::Release);
         let fanouts: Vec<Arc<Fanout>> = self.sessions().values().cloned().collect();
         for fanout in fanouts {
-            fanout.signal(|| Outbound::Drain);
+            fanout.signal(|_| Outbound::Drain);
         }
     }
 
@@ -185,14 +191,15 @@ impl Hub {
         self.sessions().len()
     }
 
-    /// Adds a socket to its session's fan-out and returns once the session's
+    /// Adds a socket to a session's fan-out and returns once the session's
     /// upstream stream is live, so every event after the socket's join
-    /// snapshot reaches its outbox.
+    /// snapshot reaches its outbox, marked with the socket's `room` number.
     pub async fn attach(
         &self,
         key: SessionKey,
         connection: ConnectionInfo,
         dialect: DialectId,
+        room: u32,
         outbox: Outbox,
     ) -> Result<Attached, AttachError> {
         let socket_id = self
@@ -213,6 +220,7 @@ impl Hub {
                 LocalSocket {
                     connection,
                     dialect,
+                    room,
                     outbox,
                 },
             );
@@ -315,7 +323,7 @@ async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
                             // Sockets rejoin only now, so every event after
                             // their new snapshot reaches them on this stream.
                             if std::mem::take(&mut resync_pending) {
-                                fanout.signal(|| Outbound::Resync);
+                                fanout.signal(|room| Outbound::Resync { room });
                             }
                         }
                         Ok(Some(subscribe_response::Item::Event(event))) => {

@@ -24,14 +24,21 @@ pub enum Outbound {
     /// An encoded frame, shared by every socket of the session, with the
     /// event's seq (0: none) for dropping what the socket's snapshot has.
     Frame {
+        /// Which of the socket's rooms (sessions) it is from: the socket's
+        /// own number for its attachment, never reused within the socket.
+        room: u32,
         /// The event's seq.
         seq: u64,
         /// The encoded frame.
         frame: Utf8Bytes,
     },
-    /// The session's stream lost events that neither the core's ring nor
-    /// this bridge can replay: the socket joins again with its last seq.
-    Resync,
+    /// A session's stream lost events that neither the core's ring nor
+    /// this bridge can replay: the socket joins that room again with its
+    /// last seq.
+    Resync {
+        /// The room, as in [`Outbound::Frame`].
+        room: u32,
+    },
     /// The bridge drains: the socket closes once its in-flight call is done.
     Drain,
     /// The queue overflowed: the socket closes as a slow consumer.
@@ -42,7 +49,7 @@ impl Outbound {
     fn bytes(&self) -> usize {
         match self {
             Self::Frame { frame, .. } => frame.len(),
-            Self::Resync | Self::Drain | Self::Overflowed => 0,
+            Self::Resync { .. } | Self::Drain | Self::Overflowed => 0,
         }
     }
 }
@@ -149,7 +156,7 @@ impl Drop for Outbox {
 impl Outbox {
     /// Queues a frame without waiting. Returns false when the socket is
     /// gone or has overflowed (it will be closed; nothing more is queued).
-    pub fn push(&self, seq: u64, frame: Utf8Bytes) -> bool {
+    pub fn push(&self, room: u32, seq: u64, frame: Utf8Bytes) -> bool {
         let shared = &*self.shared;
         if shared.has_overflowed.load(Ordering::Relaxed) {
             return false;
@@ -163,7 +170,7 @@ impl Outbox {
             shared.enqueue(Outbound::Overflowed);
             return false;
         }
-        if shared.enqueue(Outbound::Frame { seq, frame }) {
+        if shared.enqueue(Outbound::Frame { room, seq, frame }) {
             true
         } else {
             shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
@@ -239,10 +246,10 @@ mod tests {
     #[tokio::test]
     async fn overflow_is_flagged_and_stops_queueing() {
         let (outbox, mut receiver) = outbox(10);
-        assert!(outbox.push(1, Utf8Bytes::from_static("12345")));
-        assert!(outbox.push(2, Utf8Bytes::from_static("12345")));
-        assert!(!outbox.push(3, Utf8Bytes::from_static("1")));
-        assert!(!outbox.push(4, Utf8Bytes::from_static("")));
+        assert!(outbox.push(0, 1, Utf8Bytes::from_static("12345")));
+        assert!(outbox.push(0, 2, Utf8Bytes::from_static("12345")));
+        assert!(!outbox.push(0, 3, Utf8Bytes::from_static("1")));
+        assert!(!outbox.push(0, 4, Utf8Bytes::from_static("")));
         assert!(receiver.overflow_signal().is_cancelled());
         let mut frames = Vec::new();
         assert_eq!(receiver.recv_many(&mut frames, 10).await, 3);
@@ -252,31 +259,31 @@ mod tests {
     #[tokio::test]
     async fn signals_pass_a_full_queue_and_take_no_room() {
         let (outbox, mut receiver) = outbox(5);
-        assert!(outbox.push(1, Utf8Bytes::from_static("12345")));
+        assert!(outbox.push(0, 1, Utf8Bytes::from_static("12345")));
         assert!(outbox.signal(Outbound::Drain));
-        assert!(outbox.signal(Outbound::Resync));
+        assert!(outbox.signal(Outbound::Resync { room: 0 }));
         let mut queued = Vec::new();
         assert_eq!(receiver.recv_many(&mut queued, 10).await, 3);
         assert!(matches!(queued[1], Outbound::Drain));
-        assert!(matches!(queued[2], Outbound::Resync));
-        assert!(outbox.push(2, Utf8Bytes::from_static("12345")));
+        assert!(matches!(queued[2], Outbound::Resync { room: 0 }));
+        assert!(outbox.push(0, 2, Utf8Bytes::from_static("12345")));
         assert!(!receiver.overflow_signal().is_cancelled());
     }
 
     #[tokio::test]
     async fn draining_frees_room() {
         let (outbox, mut receiver) = outbox(10);
-        assert!(outbox.push(1, Utf8Bytes::from_static("1234567890")));
+        assert!(outbox.push(0, 1, Utf8Bytes::from_static("1234567890")));
         let mut frames = Vec::new();
         receiver.recv_many(&mut frames, 10).await;
-        assert!(outbox.push(2, Utf8Bytes::from_static("1234567890")));
+        assert!(outbox.push(0, 2, Utf8Bytes::from_static("1234567890")));
     }
 
     #[tokio::test]
     async fn the_end_is_seen_once_every_sender_is_gone_and_the_queue_is_empty() {
         let (outbox, mut receiver) = outbox(100);
         let other = outbox.clone();
-        assert!(outbox.push(1, Utf8Bytes::from_static("a")));
+        assert!(outbox.push(0, 1, Utf8Bytes::from_static("a")));
         drop(outbox);
         let mut queued = Vec::new();
         assert_eq!(receiver.recv_many(&mut queued, 10).await, 1);
@@ -302,7 +309,7 @@ mod tests {
             (received, queued)
         });
         tokio::task::yield_now().await;
-        assert!(outbox.push(7, Utf8Bytes::from_static("x")));
+        assert!(outbox.push(0, 7, Utf8Bytes::from_static("x")));
         let (received, queued) = waiting.await.unwrap();
         assert_eq!(received, 1);
         assert!(matches!(queued[0], Outbound::Frame { seq: 7, .. }));
@@ -312,7 +319,7 @@ mod tests {
     async fn nothing_is_queued_once_the_receiver_is_gone() {
         let (outbox, receiver) = outbox(100);
         drop(receiver);
-        assert!(!outbox.push(1, Utf8Bytes::from_static("a")));
+        assert!(!outbox.push(0, 1, Utf8Bytes::from_static("a")));
         assert!(!outbox.signal(Outbound::Drain));
     }
 
@@ -320,7 +327,7 @@ mod tests {
     async fn at_most_limit_are_taken_and_the_rest_stays_queued() {
         let (outbox, mut receiver) = outbox(100);
         for seq in 1..=5 {
-            assert!(outbox.push(seq, Utf8Bytes::from_static("ab")));
+            assert!(outbox.push(0, seq, Utf8Bytes::from_static("ab")));
         }
         let mut queued = Vec::new();
         assert_eq!(receiver.recv_many(&mut queued, 3).await, 3);
@@ -335,6 +342,7 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3, 4, 5], "in order, each once");
         // All 10 bytes were taken out again: a full 100 fits.
         assert!(outbox.push(
+            0,
             6,
             Utf8Bytes::from(String::from_utf8(vec![b'z'; 100]).unwrap())
         ));

@@ -20,11 +20,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::codec::ErrorEnvelope;
-use crate::command::{self, CallFuture, Caller, Outcome};
+use crate::command::Caller;
 use crate::config::BridgeConfig;
 use crate::core_client::CoreClient;
-use crate::dialect::{Admission, Dialect, Reply, RequestTag};
-use crate::hub::{AttachError, Hub};
+use crate::dialect::{Admission, Dialect, Reply};
+use crate::hub::Hub;
 use crate::limits::{ConnectionLimitError, ConnectionPermit};
 use crate::outbox::{outbox, Outbound, OutboxReceiver};
 
@@ -32,13 +32,16 @@ pub mod close;
 mod inbound;
 mod join;
 mod keepalive;
+mod rooms;
+mod route;
 mod writer;
 
 pub use close::close_code;
 use close::Closing;
 use inbound::{Inbound, Reader};
-use join::Coverage;
 use keepalive::{Keepalive, Tick};
+use rooms::{Room, Rooms};
+use route::{Answer, Answered, InFlight, Routed};
 use writer::{Delivery, WriteFailure, Writer};
 
 pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -82,11 +85,15 @@ pub(crate) enum Ended {
 }
 
 /// An `error` envelope in the socket's dialect, counted.
-pub(crate) fn error_message(dialect: &dyn Dialect, error: &ErrorEnvelope) -> Message {
+pub(crate) fn error_message(
+    dialect: &dyn Dialect,
+    error: &ErrorEnvelope,
+    trace_id: Option<&str>,
+) -> Message {
     crate::metrics::ERRORS_SENT
         .with_label_values(&[error.code.as_str()])
         .inc();
-    Message::Text(dialect.encode_error(error))
+    Message::Text(dialect.encode_error(error, trace_id))
 }
 
 /// Runs one client socket to its end.
@@ -121,9 +128,11 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     let open = crate::metrics::CONNECTIONS.with_label_values(&[client_kind]);
     open.inc();
     let _open = GaugeGuard(open);
-    let caller = Arc::new(Caller {
+    // The socket's calls that name no room (NexusChat's ACK) go out under
+    // its tenant alone; each room has its own caller.
+    let base = Arc::new(Caller {
         context: Arc::clone(&context),
-        key: SessionKey::new(admission.tenant.clone(), admission.session_id.clone()),
+        key: SessionKey::new(admission.tenant.clone(), String::new()),
         connection: ConnectionInfo {
             connection_id: uuid::Uuid::now_v7().to_string(),
             participant_id: admission.user_id.clone(),
@@ -138,65 +147,64 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         identity: admission.identity.clone(),
     });
     let (outbox, mut outbound) = outbox(config.outbound_queue_bytes);
-    let attach = context.hub.attach(
-        caller.key.clone(),
-        caller.connection.clone(),
-        dialect.id(),
-        outbox,
-    );
-    let attached = match Box::pin(attach).await {
-        Ok(attached) => attached,
-        Err(AttachError(err)) => {
-            let closing = match err.code {
-                ErrorCode::RateLimited => Closing::new(close_code::RATE_LIMITED, "limit reached"),
-                ErrorCode::Unavailable => {
-                    Closing::new(close_code::TRY_AGAIN_LATER, "core unavailable")
-                }
-                _ => Closing::new(close_code::POLICY, "refused"),
-            };
-            refuse(&mut ws, dialect, &err, closing, timeout).await;
-            return;
+    let mut rooms = Rooms::new(outbox);
+    let mut start: Vec<Message> = Vec::new();
+    for session_id in &admission.rooms {
+        let (number, room_outbox) = rooms.reserve();
+        let entered = rooms::enter(
+            &base,
+            session_id,
+            number,
+            room_outbox,
+            admission.last_seq,
+            dialect,
+            None,
+        );
+        match Box::pin(entered).await {
+            Ok((room, joined)) => start.extend(
+                rooms
+                    .insert(room, &joined, dialect, None)
+                    .into_iter()
+                    .map(Message::Text),
+            ),
+            Err(err) if !dialect.multi_room() => {
+                refuse(&mut ws, dialect, &err, rooms::refused_close(&err), timeout).await;
+                return;
+            }
+            // A room named at connect that cannot be entered is refused on
+            // its own; the socket and its other rooms stay.
+            Err(err) => {
+                let mut error = ErrorEnvelope::from_core(&err, None);
+                error.message = format!("cannot enter room {session_id}: {}", error.message);
+                start.push(error_message(dialect, &error, None));
+            }
         }
-    };
-    let joined = match Box::pin(join::join(&caller, admission.last_seq, "join")).await {
-        Ok(joined) => joined,
-        Err(err) => {
-            let code = if err.code.retryable() {
-                close_code::TRY_AGAIN_LATER
-            } else {
-                close_code::POLICY
-            };
-            let closing = Closing::new(code, "join refused");
-            refuse(&mut ws, dialect, &err, closing, timeout).await;
-            return;
-        }
-    };
+    }
     let mut session = Session {
         expires_at_ms: admission
             .identity
             .as_ref()
             .and_then(|identity| identity.expires_at_ms),
-        coverage: Coverage::after_join(&joined, admission.last_seq),
-        delivery: Delivery::after(joined.snapshot_seq),
-        caller: Arc::clone(&caller),
+        rooms,
+        base,
         context: Arc::clone(&context),
         dialect,
     };
-    let start: Vec<Message> = dialect
-        .encode_start(&caller.key.session_id, &joined)
-        .into_iter()
-        .map(Message::Text)
-        .collect();
-    drop(joined);
     let mut writer = Writer::new(outbound.overflow_signal(), config.idle_timeout);
     let exit = match writer.write(&mut ws, start).await {
         Ok(()) => session.serve(&mut ws, &mut outbound, &mut writer).await,
         Err(_) => Exit::ended(Ended::Abnormal),
     };
-    drop(attached);
+    let left = session.rooms.take_all();
     // A drained socket's client reconnects (to this bridge's successor or
     // another one): it gets the grace period, like a broken connection.
-    let leave = join::leave(&caller, exit.ended == Ended::Closed);
+    let graceful = exit.ended == Ended::Closed;
+    let leave = async move {
+        let leaves = left
+            .iter()
+            .map(|room| join::leave(&room.caller, graceful, None));
+        futures_util::future::join_all(leaves).await;
+    };
     match exit.close {
         // The participant leaves once the Close is written, while the
         // handshake waits for the client's: what others see does not wait
@@ -239,7 +247,7 @@ async fn refuse(
     closing: Closing,
     timeout: std::time::Duration,
 ) {
-    let frame = error_message(dialect, &ErrorEnvelope::from_core(err, None));
+    let frame = error_message(dialect, &ErrorEnvelope::from_core(err, None), None);
     close::refuse(ws, vec![frame], closing, timeout).await;
 }
 
@@ -254,20 +262,20 @@ impl Drop for GaugeGuard {
 
 /// A joined socket's state between frames.
 struct Session {
-    caller: Arc<Caller>,
+    /// Calls that name no room.
+    base: Arc<Caller>,
+    rooms: Rooms,
     context: Arc<SocketContext>,
     dialect: &'static dyn Dialect,
     /// When the token expires, unless refreshed (Unix ms).
     expires_at_ms: Option<i64>,
-    coverage: Coverage,
-    delivery: Delivery,
 }
 
 /// What woke the socket's loop.
 enum Woken {
     Expired,
     Tick(Tick),
-    Answered((RequestTag, Outcome)),
+    Answered(Answered),
     Queued(usize),
     Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
 }
@@ -313,8 +321,9 @@ impl Session {
         writer: &mut Writer,
     ) -> Exit {
         let config = Arc::clone(&self.context.config);
-        let mut resync_pending = false;
-        let mut in_flight: Option<CallFuture> = None;
+        // Rooms whose stream lost events, to rejoin once no call is in flight.
+        let mut resync_pending: Vec<u32> = Vec::new();
+        let mut in_flight: Option<InFlight> = None;
         // Grown by the first batch: an idle socket holds none.
         let mut queued: Vec<Outbound> = Vec::new();
         let mut keepalive = Keepalive::new(config.ping_interval, config.idle_timeout);
@@ -331,8 +340,8 @@ impl Session {
                     Closing::new(close_code::GOING_AWAY, "server draining"),
                     Ended::Drained,
                 ))
-            } else if std::mem::take(&mut resync_pending) {
-                Some(Box::pin(self.rejoin()).await)
+            } else if let Some(room) = resync_pending.pop() {
+                Some(Box::pin(self.rejoin(room)).await)
             } else {
                 None
             };
@@ -358,20 +367,24 @@ impl Session {
                             Step::Write(vec![Message::Ping(bytes::Bytes::new())])
                         }
                         Woken::Tick(Tick::Dead) => {
-                            tracing::debug!(session = %self.caller.key, "socket silent past the idle timeout");
+                            tracing::debug!(connection = %self.base.connection.connection_id, "socket silent past the idle timeout");
                             Step::End(Ended::Abnormal)
                         }
-                        Woken::Answered(outcome) => {
+                        Woken::Answered(answered) => {
                             in_flight = None;
-                            Step::Write(self.answer(outcome, expiry.as_mut()))
+                            Step::Write(self.answer(answered, expiry.as_mut()))
                         }
                         Woken::Queued(0) => Step::End(Ended::Closed),
                         Woken::Queued(_) => {
-                            let taken = self.delivery.take(&mut queued);
-                            resync_pending |= taken.resync;
+                            let taken = writer::take(&mut queued, &mut self.rooms);
+                            for room in taken.resync {
+                                if !resync_pending.contains(&room) {
+                                    resync_pending.push(room);
+                                }
+                            }
                             match taken.close {
                                 Some(closing) => {
-                                    tracing::info!(session = %self.caller.key, "closing a slow consumer");
+                                    tracing::info!(connection = %self.base.connection.connection_id, "closing a slow consumer");
                                     Step::close(closing, Ended::Closed)
                                 }
                                 None => Step::Write(taken.frames),
@@ -389,7 +402,7 @@ impl Session {
                                     Step::close(closing, ended.unwrap_or(Ended::Closed))
                                 }
                                 Inbound::Violated(closing) => {
-                                    tracing::debug!(session = %self.caller.key, code = closing.code, reason = %closing.reason, "closing a socket that broke the protocol");
+                                    tracing::debug!(connection = %self.base.connection.connection_id, code = closing.code, reason = %closing.reason, "closing a socket that broke the protocol");
                                     Step::Violated(closing)
                                 }
                                 Inbound::PeerClosed => Step::PeerClosed,
@@ -404,9 +417,13 @@ impl Session {
                     Ok(()) | Err(WriteFailure::Overflowed) => {} // the next turn closes with 4008
                     Err(WriteFailure::Broken) => return Exit::ended(Ended::Abnormal),
                 },
-                Step::Call(request) => {
-                    in_flight = Some(command::dispatch(Arc::clone(&self.caller), request));
-                }
+                Step::Call(request) => match self.route(request) {
+                    Routed::Call(call) => in_flight = Some(call),
+                    Routed::Refused(frame) => match writer.write(ws, vec![frame]).await {
+                        Ok(()) | Err(WriteFailure::Overflowed) => {}
+                        Err(WriteFailure::Broken) => return Exit::ended(Ended::Abnormal),
+                    },
+                },
                 Step::Close {
                     before,
                     closing,
@@ -438,15 +455,34 @@ impl Session {
     /// The frames that answer a finished call, for the sender alone.
     fn answer(
         &mut self,
-        (tag, outcome): (RequestTag, Outcome),
+        answered: Answered,
         expiry: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Vec<Message> {
-        let Some(reply) = outcome else {
-            return Vec::new();
+        let Answered { tag, room, outcome } = answered;
+        let reply = match outcome {
+            Answer::Reply(None) => return Vec::new(),
+            Answer::Reply(Some(reply)) => reply,
+            Answer::Entered(entered) => match *entered {
+                Ok((entered, joined)) => {
+                    let frames = self
+                        .rooms
+                        .insert(entered, &joined, self.dialect, Some(&tag));
+                    return frames.into_iter().map(Message::Text).collect();
+                }
+                Err(err) => Reply::Error(ErrorEnvelope::from_core(&err, Some(tag.action))),
+            },
         };
         match &reply {
             // The client has it already, or gets it in its place.
-            Reply::Duplicate(stored) if self.coverage.includes(stored.seq) => return Vec::new(),
+            Reply::Duplicate(stored)
+                if room
+                    .as_deref()
+                    .and_then(|room| self.rooms.get(room))
+                    .or_else(|| self.rooms.first())
+                    .is_some_and(|room| room.coverage.includes(stored.seq)) =>
+            {
+                return Vec::new()
+            }
             Reply::AuthRefreshed { expires_at_ms } => {
                 self.expires_at_ms = Some(*expires_at_ms);
                 expiry.reset(keepalive::expiry_instant(self.expires_at_ms));
@@ -456,30 +492,34 @@ impl Session {
                     .with_label_values(&[error.code.as_str()])
                     .inc();
             }
-            Reply::Duplicate(_) | Reply::Pong { .. } => {}
+            Reply::Duplicate(_) | Reply::Pong { .. } | Reply::RoomLeft => {}
         }
-        let frame = self
-            .dialect
-            .encode_reply(&self.caller.key.session_id, &tag, &reply);
+        let session_id = room
+            .as_deref()
+            .or_else(|| self.rooms.first().map(Room::session_id))
+            .unwrap_or_default();
+        let frame = self.dialect.encode_reply(session_id, &tag, &reply);
         vec![Message::Text(frame)]
     }
 
-    /// Joins again after the session's stream lost events: the core answers
+    /// Joins a room again after its stream lost events: the core answers
     /// with what this client missed after its last seq (or a fresh snapshot).
-    async fn rejoin(&mut self) -> Step {
-        let last_seq = self.delivery.floor();
-        match join::join(&self.caller, Some(last_seq), "rejoin").await {
+    async fn rejoin(&mut self, number: u32) -> Step {
+        let Some(room) = self.rooms.by_number_mut(number) else {
+            return Step::Write(Vec::new()); // left meanwhile
+        };
+        let last_seq = room.delivery.floor();
+        match join::join(&room.caller, Some(last_seq), "rejoin", None).await {
             Ok(joined) => {
-                self.delivery = Delivery::after(joined.snapshot_seq);
-                self.coverage = self.coverage.after_rejoin(&joined);
-                let frames = self
-                    .dialect
-                    .encode_start(&self.caller.key.session_id, &joined);
+                room.delivery = Delivery::after(joined.snapshot_seq);
+                room.coverage = room.coverage.after_rejoin(&joined);
+                let frames = self.dialect.encode_start(room.session_id(), &joined, None);
                 Step::Write(frames.into_iter().map(Message::Text).collect())
             }
             Err(err) => {
                 // Written before the close, in the same flush.
-                let frame = error_message(self.dialect, &ErrorEnvelope::from_core(&err, None));
+                let frame =
+                    error_message(self.dialect, &ErrorEnvelope::from_core(&err, None), None);
                 Step::Close {
                     before: vec![frame],
                     closing: Closing::new(close_code::TRY_AGAIN_LATER, "cannot rejoin the session"),

@@ -16,6 +16,40 @@ pub fn inject_current(metadata: &mut tonic::metadata::MetadataMap) {
     });
 }
 
+/// Records a client's own trace id (seed 004's `traceId`) on `span` as the
+/// attribute `client_trace_id` (the span must declare that field) and, when
+/// it is a UUID or 32 hex digits, links the span to the trace of that id, so
+/// a trace backend finds the server's work from the client's id. The link's
+/// span id is taken from the id's last 8 bytes: the client names a trace, not
+/// a span.
+pub fn link_client_trace(span: &tracing::Span, client_trace_id: &str) {
+    if span.is_none() {
+        return;
+    }
+    span.record("client_trace_id", client_trace_id);
+    let hex: String = client_trace_id.chars().filter(|c| *c != '-').collect();
+    let Ok(bits) = u128::from_str_radix(&hex, 16) else {
+        return;
+    };
+    if hex.len() != 32 || bits == 0 {
+        return;
+    }
+    let bytes = bits.to_be_bytes();
+    let mut span_id = [0u8; 8];
+    span_id.copy_from_slice(&bytes[8..]);
+    if span_id == [0; 8] {
+        span_id[7] = 1;
+    }
+    let linked = opentelemetry::trace::SpanContext::new(
+        opentelemetry::trace::TraceId::from_bytes(bytes),
+        opentelemetry::trace::SpanId::from_bytes(span_id),
+        opentelemetry::trace::TraceFlags::SAMPLED,
+        true,
+        opentelemetry::trace::TraceState::default(),
+    );
+    span.add_link(linked);
+}
+
 /// The span of one gRPC request the core serves, a child of the caller's
 /// span when the request carries a trace context. Health and reflection
 /// calls get none: probes are not worth a trace each.

@@ -16,10 +16,14 @@ pub(super) struct Update {
     pub(super) extra: Option<Map<String, Value>>,
 }
 
-pub(super) async fn update(caller: &Caller, update: Update) -> Result<Outcome, CoreError> {
+pub(super) async fn update(
+    caller: &Caller,
+    update: Update,
+    trace_id: Option<&str>,
+) -> Result<Outcome, CoreError> {
     let request = caller.core().request(PresenceUpdateRequest {
         session: caller.session(),
-        actor: caller.actor(),
+        actor: caller.traced_actor(trace_id),
         status: update.status.map(|status| status as i32),
         is_typing: update.is_typing,
         is_speaking: update.is_speaking,

@@ -10,9 +10,11 @@ use meno_common::key::DEFAULT_TENANT;
 use meno_proto::{join_response, JoinResponse, SessionEvent};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{Admission, Dialect, DialectId, PendingConnect, Refusal, Reply, Request, RequestTag};
+use super::{
+    Admission, Dialect, DialectId, PendingConnect, Refusal, Reply, Request, RequestTag, Undecodable,
+};
 use crate::auth::Identity;
-use crate::codec::{seed000, ErrorEnvelope, Limits, ProtocolError};
+use crate::codec::{seed000, ErrorEnvelope, Limits};
 use crate::connect::{parse_connect_fields, ConnectFields, MAX_NAME_CHARS};
 
 /// The seed-000 dialect.
@@ -38,11 +40,12 @@ impl Dialect for Seed000 {
             .map_err(|err| Refusal::bad_request(err.to_string()))
     }
 
-    fn decode(&self, text: &str, limits: &Limits) -> Result<Request, ProtocolError> {
+    fn decode(&self, text: &str, limits: &Limits) -> Result<Request, Undecodable> {
         let (action, command) = seed000::decode_request(text, limits)?;
         Ok(Request {
             command,
-            tag: RequestTag { action },
+            tag: RequestTag::action(action),
+            room: None,
         })
     }
 
@@ -50,7 +53,12 @@ impl Dialect for Seed000 {
         seed000::encode_event(session_id, event).map(Utf8Bytes::from)
     }
 
-    fn encode_start(&self, session_id: &str, joined: &JoinResponse) -> Vec<Utf8Bytes> {
+    fn encode_start(
+        &self,
+        session_id: &str,
+        joined: &JoinResponse,
+        _tag: Option<&RequestTag>,
+    ) -> Vec<Utf8Bytes> {
         let seq = joined.snapshot_seq;
         let mut frames = Vec::new();
         match &joined.start {
@@ -102,10 +110,17 @@ impl Dialect for Seed000 {
                 error.action.get_or_insert_with(|| tag.action.to_owned());
                 seed000::encode_error(&error)
             }
+            // Not a seed-000 request: a socket is in its one session for life.
+            Reply::RoomLeft => seed000::encode_error(&ErrorEnvelope {
+                code: meno_common::error::ErrorCode::Internal,
+                message: "not a seed-000 reply".into(),
+                action: Some(tag.action.to_owned()),
+                retry_after_ms: None,
+            }),
         })
     }
 
-    fn encode_error(&self, error: &ErrorEnvelope) -> Utf8Bytes {
+    fn encode_error(&self, error: &ErrorEnvelope, _trace_id: Option<&str>) -> Utf8Bytes {
         Utf8Bytes::from(seed000::encode_error(error))
     }
 }
@@ -131,7 +146,7 @@ impl PendingConnect for Connect {
                 name: fields.name.ok_or_else(|| missing("name"))?,
                 role: fields.role.ok_or_else(|| missing("role"))?,
                 client: fields.client,
-                session_id: fields.session_id,
+                rooms: vec![fields.session_id],
                 last_seq: fields.last_seq,
                 identity: None,
             });
@@ -178,7 +193,7 @@ impl PendingConnect for Connect {
             name: name.trim().chars().take(MAX_NAME_CHARS).collect(),
             role,
             client: fields.client,
-            session_id: fields.session_id,
+            rooms: vec![fields.session_id],
             last_seq: fields.last_seq,
             identity: Some(identity),
         })
@@ -252,9 +267,7 @@ mod tests {
             action: None,
             retry_after_ms: None,
         };
-        let tag = RequestTag {
-            action: seed000::action::LEASE_SET,
-        };
+        let tag = RequestTag::action(seed000::action::LEASE_SET);
         let frame = Seed000.encode_reply("s1", &tag, &Reply::Error(error));
         let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(json["data"]["action"], "control.lease.set");

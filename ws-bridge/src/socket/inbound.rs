@@ -139,13 +139,17 @@ impl Reader {
                         "too many invalid messages",
                     ));
                 }
-                self.answer_error(&ErrorEnvelope::from_protocol(&err))
+                self.answer_error_traced(&err.error, err.trace_id.as_deref())
             }
         }
     }
 
     fn answer_error(&self, error: &ErrorEnvelope) -> Inbound {
-        Inbound::Answer(vec![super::error_message(self.dialect, error)])
+        self.answer_error_traced(error, None)
+    }
+
+    fn answer_error_traced(&self, error: &ErrorEnvelope, trace_id: Option<&str>) -> Inbound {
+        Inbound::Answer(vec![super::error_message(self.dialect, error, trace_id)])
     }
 }
 

@@ -15,19 +15,21 @@ pub(crate) async fn join(
     caller: &Caller,
     last_seq: Option<u64>,
     span_name: &'static str,
+    trace_id: Option<&str>,
 ) -> Result<JoinResponse, CoreError> {
     let join = JoinRequest {
         session: Some(session_ref(&caller.key)),
         connection: Some(caller.connection.clone()),
         last_seq,
         history_limit: 0,
+        trace_id: trace_id.unwrap_or_default().to_owned(),
     };
     caller
         .core()
         .connections
         .clone()
         .join(caller.core().request(join))
-        .instrument(action_span(span_name, &caller.key, &caller.connection))
+        .instrument(traced_span(span_name, caller, trace_id))
         .await
         .map(tonic::Response::into_inner)
         .map_err(|status| CoreError::from_status(&status))
@@ -35,22 +37,32 @@ pub(crate) async fn join(
 
 /// Leaves the session; `graceful`: the client closed on purpose, so its
 /// participant goes offline at once instead of after the reconnect grace.
-pub(crate) async fn leave(caller: &Caller, graceful: bool) {
+pub(crate) async fn leave(caller: &Caller, graceful: bool, trace_id: Option<&str>) {
     let leave = LeaveRequest {
         session: Some(session_ref(&caller.key)),
         connection_id: caller.connection.connection_id.clone(),
         graceful,
+        trace_id: trace_id.unwrap_or_default().to_owned(),
     };
     if let Err(status) = caller
         .core()
         .connections
         .clone()
         .leave(caller.core().request(leave))
-        .instrument(action_span("leave", &caller.key, &caller.connection))
+        .instrument(traced_span("leave", caller, trace_id))
         .await
     {
         tracing::debug!(error = %status, "leave failed; the connection will expire");
     }
+}
+
+/// The action's span, linked to the client's trace id when it sent one.
+fn traced_span(action: &'static str, caller: &Caller, trace_id: Option<&str>) -> tracing::Span {
+    let span = action_span(action, &caller.key, &caller.connection);
+    if let Some(trace_id) = trace_id {
+        meno_common::telemetry::propagation::link_client_trace(&span, trace_id);
+    }
+    span
 }
 
 /// The seqs from which on this socket has been given every event, or will

@@ -85,14 +85,15 @@ impl Writer {
 pub(crate) struct Taken {
     /// Frames to write, in order.
     pub(crate) frames: Vec<Message>,
-    /// The session's stream lost events: rejoin once no call is in flight.
-    pub(crate) resync: bool,
+    /// Rooms whose stream lost events: each rejoins once no call is in flight.
+    pub(crate) resync: Vec<u32>,
     /// The outbox overflowed: close as a slow consumer.
     pub(crate) close: Option<Closing>,
 }
 
-/// Which of the hub's frames this socket still needs: everything after the
-/// last seq it has (its snapshot's, then each event's), each once.
+/// Which of the hub's frames of one room this socket still needs:
+/// everything after the last seq it has (its snapshot's, then each
+/// event's), each once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Delivery {
     floor: u64,
@@ -111,31 +112,62 @@ impl Delivery {
         self.floor
     }
 
-    /// Sorts out what the outbox held; `queued` is left empty (and gives back
-    /// what a burst grew it to, like the outbox).
-    pub(crate) fn take(&mut self, queued: &mut Vec<Outbound>) -> Taken {
-        let mut taken = Taken::default();
-        for outbound in queued.drain(..) {
-            match outbound {
-                Outbound::Frame { seq, frame } if seq > self.floor => {
-                    self.floor = seq;
+    /// Whether the frame of `seq` is still needed; if so, it is now had.
+    pub(crate) fn admits(&mut self, seq: u64) -> bool {
+        let needed = seq > self.floor;
+        if needed {
+            self.floor = seq;
+        }
+        needed
+    }
+}
+
+/// Finds a room's [`Delivery`] by the socket's number for it.
+pub(crate) trait Deliveries {
+    /// `None`: the socket is no longer in that room.
+    fn delivery(&mut self, room: u32) -> Option<&mut Delivery>;
+}
+
+impl Deliveries for Vec<(u32, Delivery)> {
+    fn delivery(&mut self, room: u32) -> Option<&mut Delivery> {
+        self.iter_mut()
+            .find(|(number, _)| *number == room)
+            .map(|(_, delivery)| delivery)
+    }
+}
+
+/// Sorts out what the outbox held; `queued` is left empty (and gives back
+/// what a burst grew it to, like the outbox). Frames of a room the socket
+/// left are dropped.
+pub(crate) fn take(queued: &mut Vec<Outbound>, rooms: &mut impl Deliveries) -> Taken {
+    let mut taken = Taken::default();
+    for outbound in queued.drain(..) {
+        match outbound {
+            Outbound::Frame { room, seq, frame } => {
+                if rooms
+                    .delivery(room)
+                    .is_some_and(|delivery| delivery.admits(seq))
+                {
                     taken.frames.push(Message::Text(frame));
                 }
-                Outbound::Frame { .. } => {}
-                Outbound::Resync => taken.resync = true,
-                // Seen by the socket's loop, once no call is in flight.
-                Outbound::Drain => {}
-                Outbound::Overflowed => {
-                    crate::metrics::SLOW_CONSUMER_CLOSES.inc();
-                    taken.close = Some(Closing::new(close_code::SLOW_CONSUMER, "slow consumer"));
+            }
+            Outbound::Resync { room } => {
+                if !taken.resync.contains(&room) {
+                    taken.resync.push(room);
                 }
             }
+            // Seen by the socket's loop, once no call is in flight.
+            Outbound::Drain => {}
+            Outbound::Overflowed => {
+                crate::metrics::SLOW_CONSUMER_CLOSES.inc();
+                taken.close = Some(Closing::new(close_code::SLOW_CONSUMER, "slow consumer"));
+            }
         }
-        if queued.capacity() > KEPT_CAPACITY {
-            *queued = Vec::new();
-        }
-        taken
     }
+    if queued.capacity() > KEPT_CAPACITY {
+        *queued = Vec::new();
+    }
+    taken
 }
 
 #[cfg(test)]
@@ -144,34 +176,56 @@ mod tests {
 
     use super::*;
 
-    fn frame(seq: u64) -> Outbound {
+    fn frame(room: u32, seq: u64) -> Outbound {
         Outbound::Frame {
+            room,
             seq,
-            frame: Utf8Bytes::from(format!("event {seq}")),
+            frame: Utf8Bytes::from(format!("room {room} event {seq}")),
         }
+    }
+
+    fn texts(taken: &Taken) -> Vec<String> {
+        taken
+            .frames
+            .iter()
+            .map(|message| message.to_text().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
     fn frames_at_or_below_the_floor_are_dropped_and_the_rest_come_once_in_order() {
-        let mut delivery = Delivery::after(10);
-        let mut queued = vec![frame(9), frame(10), frame(11), frame(11), frame(12)];
-        let taken = delivery.take(&mut queued);
-        let texts: Vec<String> = taken
-            .frames
-            .iter()
-            .map(|message| message.to_text().unwrap().to_owned())
-            .collect();
-        assert_eq!(texts, ["event 11", "event 12"]);
-        assert_eq!(delivery.floor(), 12);
+        let mut rooms = vec![(0, Delivery::after(10))];
+        let mut queued = vec![
+            frame(0, 9),
+            frame(0, 10),
+            frame(0, 11),
+            frame(0, 11),
+            frame(0, 12),
+        ];
+        let taken = take(&mut queued, &mut rooms);
+        assert_eq!(texts(&taken), ["room 0 event 11", "room 0 event 12"]);
+        assert_eq!(rooms[0].1.floor(), 12);
         assert!(queued.is_empty());
     }
 
     #[test]
-    fn an_overflow_closes_with_4008_and_a_resync_is_noted() {
-        let mut delivery = Delivery::after(0);
-        let mut queued = vec![Outbound::Resync, Outbound::Drain, Outbound::Overflowed];
-        let taken = delivery.take(&mut queued);
-        assert!(taken.resync);
+    fn each_room_has_its_own_floor_and_a_left_room_gets_nothing() {
+        let mut rooms = vec![(1, Delivery::after(5)), (2, Delivery::after(100))];
+        let mut queued = vec![frame(1, 6), frame(2, 100), frame(2, 101), frame(3, 7)];
+        let taken = take(&mut queued, &mut rooms);
+        assert_eq!(texts(&taken), ["room 1 event 6", "room 2 event 101"]);
+    }
+
+    #[test]
+    fn an_overflow_closes_with_4008_and_a_resync_is_noted_once_per_room() {
+        let mut queued = vec![
+            Outbound::Resync { room: 4 },
+            Outbound::Drain,
+            Outbound::Resync { room: 4 },
+            Outbound::Overflowed,
+        ];
+        let taken = take(&mut queued, &mut Vec::new());
+        assert_eq!(taken.resync, [4]);
         assert_eq!(
             taken.close.map(|closing| closing.code),
             Some(close_code::SLOW_CONSUMER)
@@ -180,9 +234,8 @@ mod tests {
 
     #[test]
     fn a_buffer_a_burst_grew_is_given_back() {
-        let mut delivery = Delivery::after(0);
-        let mut queued: Vec<Outbound> = (1..=100).map(frame).collect();
-        delivery.take(&mut queued);
+        let mut queued: Vec<Outbound> = (1..=100).map(|seq| frame(0, seq)).collect();
+        take(&mut queued, &mut vec![(0, Delivery::after(0))]);
         assert_eq!(queued.capacity(), 0);
     }
 }

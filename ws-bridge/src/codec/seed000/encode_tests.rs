@@ -37,6 +37,7 @@ fn message() -> ChatMessage {
         content: "Hello, \"class\"\n🎓".into(),
         meta_json: r#"{"tags":["q"],"attachments":[{"url":"https://x/y.png"}]}"#.into(),
         created_at_ms: T,
+        message_kind: 0,
     }
 }
 

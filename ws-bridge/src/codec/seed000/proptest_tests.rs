@@ -303,6 +303,12 @@ fn to_client_json(command: &ClientCommand, style: &Style) -> String {
             style.put(p, "token", Some(json!(token)));
             "system.auth.refresh"
         }
+        // NexusChat's commands: the seed-000 strategy never makes them.
+        ClientCommand::TypedSend { .. }
+        | ClientCommand::Typing { .. }
+        | ClientCommand::MarkRead { .. }
+        | ClientCommand::JoinRoom
+        | ClientCommand::LeaveRoom => unreachable!("not a seed-000 command"),
     };
     let mut envelope = Map::new();
     envelope.insert("action".into(), json!(action));
@@ -458,6 +464,7 @@ fn message() -> impl Strategy<Value = (ChatMessage, Value)> {
                     content,
                     meta_json,
                     created_at_ms,
+                    message_kind: 0,
                 };
                 (message, data)
             },
