@@ -58,6 +58,19 @@ impl ErrorCode {
         }
     }
 
+    /// The HTTP status this maps to, for the REST endpoints.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidArgument => 400,
+            Self::NotFound => 404,
+            Self::PermissionDenied => 403,
+            Self::Conflict => 409,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
     /// The inverse of [`ErrorCode::grpc_code`], for statuses coming back.
     pub fn from_grpc(code: tonic::Code) -> Self {
         match code {

@@ -26,6 +26,8 @@ pub mod limits;
 pub mod metrics;
 /// A socket's bounded outbound queue.
 pub mod outbox;
+/// NexusChat's REST reads (`/api/rooms/...`).
+pub mod rest;
 /// HTTP: the upgrade, health, readiness, metrics, the demo page, the drain.
 pub mod server;
 /// One client socket's task, from join to leave.

@@ -271,6 +271,15 @@ impl Bridge {
         if let Some(dialect) = dialect::select(path, &self.context.config.ws_path, protocols) {
             return self.upgrade(dialect, request, accepted).await;
         }
+        if crate::rest::is_rest_path(path) {
+            return crate::rest::handle(
+                &self.context,
+                path,
+                request.uri().query(),
+                request.headers(),
+            )
+            .await;
+        }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/metrics" => {

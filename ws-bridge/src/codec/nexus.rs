@@ -88,8 +88,8 @@ mod refusal_tests;
 pub use decode::{decode, decode_with};
 pub use encode::{
     encode_call_rejected, encode_error, encode_history_page, encode_new_message, encode_presence,
-    encode_read, encode_room_joined, encode_room_left, encode_signal_ice, encode_signal_sdp,
-    encode_typing,
+    encode_read, encode_reads, encode_room_joined, encode_room_left, encode_signal_ice,
+    encode_signal_sdp, encode_typing,
 };
 pub use error::NexusError;
 

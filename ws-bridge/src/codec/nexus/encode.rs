@@ -7,7 +7,7 @@
 //! objects (`meta_json`) are embedded as they are, validated but never
 //! re-parsed into a tree.
 
-use meno_proto::{ChatMessage, PresenceState, PresenceStatus};
+use meno_proto::{ChatMessage, PresenceState, PresenceStatus, ReadPosition};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -171,6 +171,28 @@ pub fn encode_history_page(room_id: &str, messages: &[ChatMessage]) -> String {
         .collect();
     // Cannot fail, as in `envelope`; an empty page is still a valid body.
     serde_json::to_string(&rows).unwrap_or_else(|_| String::from("[]"))
+}
+
+/// The body of `GET /api/rooms/{roomId}/reads`: every user's read position,
+/// `[{userId, messageId, readAt}]`, in the order given.
+pub fn encode_reads(reads: &[ReadPosition]) -> String {
+    let rows: Vec<ReadRow<'_>> = reads
+        .iter()
+        .map(|read| ReadRow {
+            user_id: &read.user_id,
+            message_id: &read.message_id,
+            read_at: format_unix_ms(read.read_at_ms),
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| String::from("[]"))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadRow<'a> {
+    user_id: &'a str,
+    message_id: &'a str,
+    read_at: String,
 }
 
 #[derive(Serialize)]
