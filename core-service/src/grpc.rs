@@ -1,5 +1,6 @@
 //! The gRPC face of the core: validates requests and turns them into session
-//! commands. It holds no session state of its own.
+//! commands. It holds no session state of its own. Chat history
+//! (`history`) and read positions (`reads`) have their own files.
 
 use std::pin::Pin;
 
@@ -7,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use meno_proto::{
     chat_service_server::ChatService, connection_service_server::ConnectionService,
     event_service_server::EventService, lease_service_server::LeaseService,
-    presence_service_server::PresenceService, subscribe_response, ChatHistoryRequest,
+    presence_service_server::PresenceService, subscribe_response, Actor, ChatHistoryRequest,
     ChatHistoryResponse, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
     LeaseGetRequest, LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveRequest,
     LeaveResponse, PresenceSnapshotRequest, PresenceSnapshotResponse, PresenceUpdateRequest,
@@ -17,11 +18,16 @@ use meno_proto::{
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use tracing::Instrument;
+
 use crate::error::CoreError;
 use crate::registry::SessionRegistry;
 use crate::session::{Command, Delivery, Reply};
 use crate::store::SessionKey;
 use crate::validate;
+
+mod history;
+mod reads;
 
 /// Implements every `meno.realtime.v1` service over one registry.
 #[derive(Debug, Clone)]
@@ -50,13 +56,31 @@ fn session_key(session: Option<&SessionRef>) -> Result<SessionKey, CoreError> {
     validate::session_ref(session)
 }
 
+/// The trace id of whoever acts (empty: none).
+fn trace_of(actor: Option<&Actor>) -> &str {
+    actor.map_or("", |actor| actor.trace_id.as_str())
+}
+
+/// The span a caller's action runs in: when the caller sent its own trace id
+/// (seed 004's `traceId`), a child of the request span carrying it as the
+/// attribute `client_trace_id`, so the session's batch span and its store
+/// calls sit under it; otherwise the request span itself.
+fn client_span(trace_id: &str) -> tracing::Span {
+    if trace_id.is_empty() {
+        return tracing::Span::current();
+    }
+    tracing::info_span!("core.client_action", client_trace_id = trace_id)
+}
+
 #[tonic::async_trait]
 impl ConnectionService for CoreApi {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::connection(request.connection.as_ref())?;
+        let span = client_span(&request.trace_id);
         self.dispatch(key, |reply| Command::Join { request, reply })
+            .instrument(span)
             .await
     }
 
@@ -66,11 +90,14 @@ impl ConnectionService for CoreApi {
     ) -> Result<Response<LeaveResponse>, Status> {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
+        let span = client_span(&request.trace_id);
         self.dispatch(key, |reply| Command::Leave {
             connection_id: request.connection_id,
             graceful: request.graceful,
+            trace_id: request.trace_id,
             reply,
         })
+        .instrument(span)
         .await
     }
 
@@ -97,10 +124,12 @@ impl ChatService for CoreApi {
         &self,
         request: Request<SendChatRequest>,
     ) -> Result<Response<SendChatResponse>, Status> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
-        validate::chat_send(&request)?;
+        validate::chat_send(&mut request)?;
+        let span = client_span(trace_of(request.actor.as_ref()));
         self.dispatch(key, |reply| Command::SendChat { request, reply })
+            .instrument(span)
             .await
     }
 
@@ -108,25 +137,9 @@ impl ChatService for CoreApi {
         &self,
         request: Request<ChatHistoryRequest>,
     ) -> Result<Response<ChatHistoryResponse>, Status> {
-        let request = request.into_inner();
-        let key = session_key(request.session.as_ref())?;
-        let limit = match request.limit {
-            0 => 50,
-            limit => usize::try_from(limit).unwrap_or(usize::MAX).min(500),
-        };
-        let messages = self
-            .registry
-            .store()
-            .chat_page(&key, request.before_seq, limit)
-            .await
-            .map_err(CoreError::from)?;
-        let next_before_seq = (messages.len() == limit)
-            .then(|| messages.last().map(|message| message.seq))
-            .flatten();
-        Ok(Response::new(ChatHistoryResponse {
-            messages,
-            next_before_seq,
-        }))
+        Ok(Response::new(
+            history::page(&self.registry, request.into_inner()).await?,
+        ))
     }
 }
 
@@ -140,7 +153,9 @@ impl PresenceService for CoreApi {
         let key = session_key(request.session.as_ref())?;
         validate::actor(request.actor.as_ref())?;
         validate::presence_update(&request)?;
+        let span = client_span(trace_of(request.actor.as_ref()));
         self.dispatch(key, |reply| Command::UpdatePresence { request, reply })
+            .instrument(span)
             .await
     }
 
@@ -174,7 +189,9 @@ impl LeaseService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::lease_set(&request)?;
+        let span = client_span(trace_of(request.actor.as_ref()));
         self.dispatch(key, |reply| Command::SetLease { request, reply })
+            .instrument(span)
             .await
     }
 
@@ -185,7 +202,9 @@ impl LeaseService for CoreApi {
         let request = request.into_inner();
         let key = session_key(request.session.as_ref())?;
         validate::lease_release(&request)?;
+        let span = client_span(trace_of(request.actor.as_ref()));
         self.dispatch(key, |reply| Command::ReleaseLease { request, reply })
+            .instrument(span)
             .await
     }
 

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+mod message_kind;
 pub mod metrics;
 pub mod registry;
 pub mod server;

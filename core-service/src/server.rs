@@ -7,7 +7,7 @@ use std::time::Duration;
 use meno_proto::{
     chat_service_server::ChatServiceServer, connection_service_server::ConnectionServiceServer,
     event_service_server::EventServiceServer, lease_service_server::LeaseServiceServer,
-    presence_service_server::PresenceServiceServer,
+    presence_service_server::PresenceServiceServer, read_service_server::ReadServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -72,11 +72,12 @@ pub struct CoreOptions {
 }
 
 /// gRPC names of the services a core serves.
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 6] = [
     "meno.realtime.v1.ConnectionService",
     "meno.realtime.v1.ChatService",
     "meno.realtime.v1.PresenceService",
     "meno.realtime.v1.LeaseService",
+    "meno.realtime.v1.ReadService",
     "meno.realtime.v1.EventService",
 ];
 
@@ -128,6 +129,10 @@ impl Core {
                 auth.clone(),
             ))
             .add_service(LeaseServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(ReadServiceServer::with_interceptor(
                 api.clone(),
                 auth.clone(),
             ))

@@ -1,6 +1,6 @@
 //! A session: its actor (the only writer of its state), the commands it
 //! accepts and the domain rules it applies. The state is split by concern:
-//! `events` (seqs, ring, subscribers), `presence`, `lease` and `chat` each own
+//! `events` (seqs, ring, subscribers), `presence`, `lease`, `chat` and `reads` each own
 //! their fields and decide synchronously at a given `now`; `state` composes
 //! them, `batch` holds what a batch produced until it is durable, and
 //! `actor` drives it all against the store.
@@ -15,6 +15,7 @@ mod command;
 mod events;
 mod lease;
 mod presence;
+mod reads;
 mod state;
 
 pub(crate) use actor::spawn_actor;

@@ -5,7 +5,7 @@
 //! implementation must pass [`conformance`].
 
 use async_trait::async_trait;
-use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
+use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState, ReadPosition};
 
 /// The suite every store must pass (tests only: feature `testing`).
 #[cfg(any(test, feature = "testing"))]
@@ -71,6 +71,17 @@ pub struct SessionRecord {
     pub participants: Vec<PresenceState>,
     /// Connection rows as stored, expired or not: the caller filters by time.
     pub connections: Vec<StoredConnection>,
+    /// Every user's read position, in any order.
+    pub reads: Vec<ReadPosition>,
+}
+
+/// Where a message is, found by its server id within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLocation {
+    /// The session holding it.
+    pub session_id: String,
+    /// Its seq there.
+    pub seq: u64,
 }
 
 /// A conditional lease write: applied only when the stored lease still has
@@ -94,7 +105,10 @@ pub struct SessionWrite {
     pub step_index: Option<i64>,
     /// A lease change.
     pub lease: Option<LeaseWrite>,
-    /// New chat messages, each with its (sender, client_ref) index entry.
+    /// New chat messages, each with its (sender, client_ref) index entry and
+    /// its (tenant, message id) index entry, written atomically with it. A
+    /// message not stored (its seq or its sender's client_ref is taken) gets
+    /// neither.
     pub messages: Vec<ChatMessage>,
     /// Presence rows written whole (the latest state per participant).
     pub presence: Vec<PresenceState>,
@@ -104,6 +118,8 @@ pub struct SessionWrite {
     pub connections: Vec<StoredConnection>,
     /// Connection rows to delete, by connection id.
     pub connections_removed: Vec<String>,
+    /// Read positions written whole (upserts, by user id).
+    pub reads: Vec<ReadPosition>,
 }
 
 impl SessionWrite {
@@ -163,6 +179,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         key: &SessionKey,
         refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// Where the message with server id `message_id` is in `tenant`; `None`
+    /// when no stored message of that tenant has it.
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError>;
+
+    /// Whether the session was ever created: any event it ever had reserved
+    /// a seq block durably before it was published, so a session with no
+    /// seq mark has had nothing (no join, no message, no lease, no read).
+    async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        Ok(self.load_session(key).await?.seq_mark > 0)
+    }
 
     /// Ok when the backend can serve; used by readiness and health.
     async fn check_ready(&self) -> Result<(), StoreError> {

@@ -3,11 +3,12 @@
 
 use meno_common::text::MAX_SAFE_INTEGER;
 use meno_proto::{
-    Actor, ConnectionInfo, LeaseReleaseRequest, LeaseSetRequest, PresenceUpdateRequest,
-    SendChatRequest, SessionRef,
+    Actor, ChatHistoryRequest, ConnectionInfo, LeaseReleaseRequest, LeaseSetRequest,
+    MarkReadRequest, MessageKind, PresenceUpdateRequest, SendChatRequest, SessionRef,
 };
 
 use crate::error::CoreError;
+use crate::message_kind;
 use crate::store::SessionKey;
 
 /// Longest id (session, participant, connection, client_ref, tenant).
@@ -18,6 +19,9 @@ pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 pub const MAX_META_BYTES: usize = 16 * 1024;
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 80;
+/// Most history messages a page may skip (`offset`): deeper pages go by
+/// `before_message_id` instead of scanning.
+pub const MAX_HISTORY_OFFSET: u32 = 10_000;
 
 fn id(field: &str, value: &str) -> Result<(), CoreError> {
     if value.is_empty() {
@@ -106,8 +110,13 @@ pub fn actor(actor: Option<&Actor>) -> Result<(), CoreError> {
     id("actor.participant_id", &actor.participant_id)
 }
 
-/// A chat message.
-pub fn chat_send(request: &SendChatRequest) -> Result<(), CoreError> {
+/// A chat message, normalised: a typed `message_kind` fills `kind`, and a
+/// known kind given as a string in any case is stored lower-case. Other
+/// strings stay allowed (a backend's own kinds). A known kind's content is
+/// checked: TEXT needs content, the media kinds an http(s) `url` in `meta`.
+/// An empty kind is seed 000's plain chat and keeps its rules (it is stored
+/// as "text", but may carry only `meta`).
+pub fn chat_send(request: &mut SendChatRequest) -> Result<(), CoreError> {
     actor(request.actor.as_ref())?;
     if !request.client_ref.is_empty() {
         id("client_ref", &request.client_ref)?;
@@ -117,10 +126,101 @@ pub fn chat_send(request: &SendChatRequest) -> Result<(), CoreError> {
             "content is larger than {MAX_CONTENT_BYTES} bytes"
         )));
     }
+    let typed = MessageKind::try_from(request.message_kind)
+        .map_err(|_| CoreError::invalid("message_kind is not a known kind"))?;
+    if let Some(name) = message_kind::name(typed) {
+        request.kind = name.to_owned();
+    }
     if request.kind.len() > 32 {
         return Err(CoreError::invalid("kind is longer than 32 bytes"));
     }
-    json_object("meta", &request.meta_json)
+    let kind = message_kind::parse(&request.kind);
+    if let Some(name) = message_kind::name(kind) {
+        request.kind = name.to_owned();
+    }
+    json_object("meta", &request.meta_json)?;
+    match kind {
+        MessageKind::Unspecified => Ok(()),
+        MessageKind::Text if request.content.trim().is_empty() => {
+            Err(CoreError::invalid("content is required for a text message"))
+        }
+        MessageKind::Text => Ok(()),
+        MessageKind::Image | MessageKind::Video | MessageKind::Audio | MessageKind::File => {
+            media_url(&request.kind, &request.meta_json)
+        }
+    }
+}
+
+/// A media message's `meta.url`: http or https, with a host, and nothing a
+/// client could not put in a link (whitespace, control characters).
+fn media_url(kind: &str, meta_json: &str) -> Result<(), CoreError> {
+    let missing = || CoreError::invalid(format!("meta.url is required for a {kind} message"));
+    if meta_json.is_empty() {
+        return Err(missing());
+    }
+    let meta: serde_json::Value = serde_json::from_str(meta_json)
+        .map_err(|_| CoreError::invalid("meta must be a JSON object"))?;
+    let url = match meta.get("url") {
+        None | Some(serde_json::Value::Null) => return Err(missing()),
+        Some(serde_json::Value::String(url)) => url,
+        Some(_) => return Err(CoreError::invalid("meta.url must be a string")),
+    };
+    let bad = || {
+        CoreError::invalid(
+            "meta.url must be an http:// or https:// URL with a host, without spaces",
+        )
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Err(bad());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_port.starts_with('[') {
+        host_port
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A read position to set: who reads and which message.
+pub fn mark_read(request: &MarkReadRequest) -> Result<(), CoreError> {
+    actor(request.actor.as_ref())?;
+    id("message_id", &request.message_id)
+}
+
+/// Where a history page starts: `before_seq` and `before_message_id` are
+/// exclusive, and an offset scan is bounded.
+pub fn chat_history(request: &ChatHistoryRequest) -> Result<(), CoreError> {
+    if request.before_seq.is_some() && request.before_message_id.is_some() {
+        return Err(CoreError::invalid(
+            "before_seq and before_message_id are exclusive",
+        ));
+    }
+    if let Some(message_id) = &request.before_message_id {
+        id("before_message_id", message_id)?;
+    }
+    if request.offset > MAX_HISTORY_OFFSET {
+        return Err(CoreError::invalid(format!(
+            "offset must be at most {MAX_HISTORY_OFFSET}"
+        )));
+    }
+    Ok(())
 }
 
 /// A presence update.

@@ -11,7 +11,8 @@ use meno_core::clock::SystemClock;
 use meno_core::config::SessionConfig;
 use meno_core::server::Core;
 use meno_core::store::{
-    ChatRef, MemoryStore, SessionKey, SessionRecord, SessionWrite, Store, StoreError,
+    ChatRef, MemoryStore, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store,
+    StoreError,
 };
 use meno_proto::ChatMessage;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -55,6 +56,13 @@ impl Store for SwitchedStore {
         refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
         self.inner.chat_by_client_refs(key, refs).await
+    }
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError> {
+        self.inner.message_location(tenant, message_id).await
     }
     async fn check_ready(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {

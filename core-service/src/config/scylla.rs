@@ -159,6 +159,20 @@ pub struct ScyllaArgs {
         default_value = "connections_by_user"
     )]
     pub scylla_table_connections_by_user: String,
+    /// Table of read positions (seed 004's ACK).
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_READ_POSITIONS",
+        default_value = "read_positions"
+    )]
+    pub scylla_table_read_positions: String,
+    /// Table of the message-id index (tenant, message_id) -> session, seq.
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CHAT_BY_ID",
+        default_value = "chat_by_id"
+    )]
+    pub scylla_table_chat_by_id: String,
     /// Apply pending migrations at start-up (development; production runs
     /// `meno-core migrate` as a deploy step).
     #[arg(long, env = "MENO_MIGRATE", default_value_t = false)]
@@ -223,6 +237,8 @@ impl ScyllaArgs {
                 presence: self.scylla_table_presence.clone(),
                 connections: self.scylla_table_connections.clone(),
                 connections_by_user: self.scylla_table_connections_by_user.clone(),
+                read_positions: self.scylla_table_read_positions.clone(),
+                chat_by_id: self.scylla_table_chat_by_id.clone(),
             },
             credentials,
             tls_ca: self.scylla_tls_ca.clone(),

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use meno_proto::{
-    join_response, session_event, ChatMessage, HeartbeatResponse, JoinRequest, JoinResponse,
-    LeaseResponse, LeaveResponse, PresenceSnapshotResponse, PresenceUpdateResponse,
+    join_response, session_event, ChatMessage, GetReadsResponse, HeartbeatResponse, JoinRequest,
+    JoinResponse, LeaseResponse, LeaveResponse, PresenceSnapshotResponse, PresenceUpdateResponse,
     RefreshResponse, SendChatRequest, SessionEvent,
 };
 use tokio::sync::mpsc;
@@ -50,6 +50,8 @@ struct Prefetched {
     duplicates: HashMap<ChatRef, ChatMessage>,
     /// Stored chat after a `lastSeq` the ring no longer covers.
     resume_chat: HashMap<u64, Vec<ChatMessage>>,
+    /// Seqs in this session of messages ACKed by id that are not recent.
+    message_seqs: HashMap<String, u64>,
 }
 
 async fn run(
@@ -156,6 +158,8 @@ async fn prefetch(
             .await?
         {
             if let Some(reference) = ChatRef::of(&message) {
+                let mut message = message;
+                crate::message_kind::stamp(&mut message);
                 prefetched.duplicates.insert(reference, message);
             }
         }
@@ -175,12 +179,39 @@ async fn prefetch(
                 && state.events_after(last_seq).is_none()
                 && !prefetched.resume_chat.contains_key(&last_seq)
             {
-                let chat = context
+                let mut chat = context
                     .store
                     .chat_after(state.key(), last_seq, context.config.resume_limit + 1)
                     .await?;
+                crate::message_kind::stamp_all(&mut chat);
                 prefetched.resume_chat.insert(last_seq, chat);
             }
+        }
+    }
+    for command in commands {
+        let Command::MarkRead {
+            request,
+            stored_seq: None,
+            ..
+        } = command
+        else {
+            continue;
+        };
+        let message_id = request.message_id.as_str();
+        if state.recent_message_seq(message_id).is_some()
+            || prefetched.message_seqs.contains_key(message_id)
+        {
+            continue;
+        }
+        let located = context
+            .store
+            .message_location(&state.key().tenant, message_id)
+            .await?;
+        // A message of another session of the tenant is not in this one.
+        if let Some(location) = located.filter(|l| l.session_id == state.key().session_id) {
+            prefetched
+                .message_seqs
+                .insert(message_id.to_owned(), location.seq);
         }
     }
     Ok(prefetched)
@@ -249,9 +280,10 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
         Command::Leave {
             connection_id,
             graceful,
+            trace_id,
             reply,
         } => {
-            state.disconnect(&connection_id, graceful, now);
+            state.disconnect(&connection_id, graceful, &trace_id, now);
             state.defer_reply(reply, Ok(LeaveResponse {}));
         }
         Command::Refresh { connections, reply } => {
@@ -314,6 +346,22 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
             deliveries,
             reply,
         }),
+        Command::MarkRead {
+            request,
+            stored_seq,
+            reply,
+        } => {
+            let stored_seq =
+                stored_seq.or_else(|| prefetched.message_seqs.get(&request.message_id).copied());
+            let result = state.mark_read(&request, stored_seq, now);
+            state.defer_reply(reply, result);
+        }
+        Command::GetReads { reply } => {
+            let response = GetReadsResponse {
+                reads: state.reads(),
+            };
+            state.defer_reply(reply, Ok(response));
+        }
     }
 }
 
@@ -347,7 +395,7 @@ fn join(
             "a join needs a connection id and a participant id",
         ));
     }
-    state.connect(connection, now);
+    state.connect(connection, &request.trace_id, now);
     let Some(last_seq) = request.last_seq else {
         let mut response = state.full_join_response();
         if let Some(join_response::Start::Snapshot(snapshot)) = &mut response.start {
@@ -388,6 +436,8 @@ fn join(
                     seq: message.seq,
                     server_time_ms: message.created_at_ms,
                     target: None,
+                    trace_id: String::new(),
+                    presence_change: None,
                     kind: Some(session_event::Kind::ChatMessage(message.clone())),
                 })
                 .collect();
@@ -527,6 +577,8 @@ impl Command {
             Command::ReleaseLease { reply, .. } => drop(reply.send(Err(err))),
             Command::GetLease { reply } => drop(reply.send(Err(err))),
             Command::Subscribe { reply, .. } => drop(reply.send(Err(err))),
+            Command::MarkRead { reply, .. } => drop(reply.send(Err(err))),
+            Command::GetReads { reply } => drop(reply.send(Err(err))),
         }
     }
 }

@@ -25,7 +25,8 @@ impl Chat {
     /// Rebuilds the window from the newest stored messages, oldest first.
     pub(crate) fn restore(messages: Vec<ChatMessage>, keep: usize) -> Self {
         let mut chat = Self::default();
-        for message in messages {
+        for mut message in messages {
+            crate::message_kind::stamp(&mut message);
             chat.remember(message, keep);
         }
         chat
@@ -39,6 +40,15 @@ impl Chat {
     /// Whether a recent message carries this reference (else the store may).
     pub(crate) fn knows_ref(&self, reference: &ChatRef) -> bool {
         self.refs.contains_key(reference)
+    }
+
+    /// The seq of a recent message, by its server id.
+    pub(crate) fn seq_of(&self, message_id: &str) -> Option<u64> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|message| message.id == message_id)
+            .map(|message| message.seq)
     }
 
     fn remember(&mut self, message: ChatMessage, keep: usize) {
@@ -63,6 +73,7 @@ impl Chat {
         stored_duplicate: Option<ChatMessage>,
         stage: &mut Stage<'_>,
     ) -> Result<SendChatResponse, CoreError> {
+        let typed = crate::message_kind::name(request.message_kind());
         let actor = request.actor.unwrap_or_default();
         if let Some(known) = stored_duplicate.or_else(|| {
             (!request.client_ref.is_empty())
@@ -93,22 +104,24 @@ impl Chat {
             ms if ms > 0 && ms <= now => ms,
             _ => now,
         };
-        let message = ChatMessage {
+        let mut message = ChatMessage {
             id: uuid::Uuid::now_v7().to_string(),
             client_ref: request.client_ref,
             seq: stage.next_seq(),
             sender_id: actor.participant_id,
             sender_name,
             sender_role: sender_role as i32,
-            kind: if request.kind.is_empty() {
-                DEFAULT_KIND.to_owned()
-            } else {
-                request.kind
+            kind: match typed {
+                Some(typed) => typed.to_owned(),
+                None if request.kind.is_empty() => DEFAULT_KIND.to_owned(),
+                None => request.kind,
             },
             content: request.content,
             meta_json: request.meta_json,
             created_at_ms,
+            message_kind: 0,
         };
+        crate::message_kind::stamp(&mut message);
         let seq = stage.event(None, session_event::Kind::ChatMessage(message.clone()));
         debug_assert_eq!(seq, message.seq);
         stage.write().messages.push(message.clone());

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use meno_proto::{
-    ConnectionInfo, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
-    LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveResponse, PresenceSnapshotResponse,
-    PresenceUpdateRequest, PresenceUpdateResponse, RefreshResponse, SendChatRequest,
-    SendChatResponse, SessionEvent,
+    ConnectionInfo, GetReadsResponse, HeartbeatRequest, HeartbeatResponse, JoinRequest,
+    JoinResponse, LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveResponse,
+    MarkReadRequest, MarkReadResponse, PresenceSnapshotResponse, PresenceUpdateRequest,
+    PresenceUpdateResponse, RefreshResponse, SendChatRequest, SendChatResponse, SessionEvent,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,6 +46,7 @@ pub(crate) enum Command {
     Leave {
         connection_id: String,
         graceful: bool,
+        trace_id: String,
         reply: Reply<LeaveResponse>,
     },
     Refresh {
@@ -83,6 +84,16 @@ pub(crate) enum Command {
         deliveries: mpsc::Sender<Delivery>,
         reply: Reply<()>,
     },
+    /// An ACK; `stored_seq` is the message's seq when the caller already
+    /// looked it up (a MarkRead without a session id).
+    MarkRead {
+        request: MarkReadRequest,
+        stored_seq: Option<u64>,
+        reply: Reply<MarkReadResponse>,
+    },
+    GetReads {
+        reply: Reply<GetReadsResponse>,
+    },
 }
 
 impl Command {
@@ -100,6 +111,8 @@ impl Command {
             Command::ReleaseLease { .. } => "lease_release",
             Command::GetLease { .. } => "lease_get",
             Command::Subscribe { .. } => "subscribe",
+            Command::MarkRead { .. } => "mark_read",
+            Command::GetReads { .. } => "get_reads",
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use meno_proto::{session_event, SessionEvent, SessionRef, Target};
+use meno_proto::{session_event, PresenceChange, SessionEvent, SessionRef, Target};
 
 use super::batch::Batch;
 use super::command::Delivery;
@@ -47,6 +47,7 @@ impl EventLog {
                 Some(session_event::Kind::ChatMessage(_)) => "chat",
                 Some(session_event::Kind::Presence(_)) => "presence",
                 Some(session_event::Kind::Lease(_)) => "lease",
+                Some(session_event::Kind::Read(_)) => "read",
                 None => "none",
             };
             crate::metrics::EVENTS_PUBLISHED
@@ -165,12 +166,18 @@ impl EventLog {
 /// Where a decision records what it changed: the events it stages (each
 /// with the next seq) and the rows it writes, at the batch's `now`. Every
 /// mutating decision of presence, lease and chat takes one.
+///
+/// A stage made for a caller's action carries that caller's trace id, and
+/// every event it stages carries it too: a leave that also releases the
+/// lease traces both events to the leave. A stage of the core's own (expiry,
+/// timeouts) has none.
 pub(crate) struct Stage<'a> {
     log: &'a mut EventLog,
     batch: &'a mut Batch,
     key: &'a SessionKey,
     config: &'a SessionConfig,
     now: i64,
+    trace_id: String,
 }
 
 impl<'a> Stage<'a> {
@@ -187,7 +194,14 @@ impl<'a> Stage<'a> {
             key,
             config,
             now,
+            trace_id: String::new(),
         }
+    }
+
+    /// The same stage, stamping `trace_id` on the events it stages.
+    pub(crate) fn traced(mut self, trace_id: &str) -> Self {
+        trace_id.clone_into(&mut self.trace_id);
+        self
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -215,6 +229,24 @@ impl<'a> Stage<'a> {
     /// Assigns the next seq to an event and stages it for publication,
     /// reserving a new seq block durably when the current one runs out.
     pub(crate) fn event(&mut self, target: Option<Target>, kind: session_event::Kind) -> u64 {
+        self.event_with_change(target, kind, None)
+    }
+
+    /// [`Stage::event`] for a presence event, with what it changed.
+    pub(crate) fn presence_event(
+        &mut self,
+        state: meno_proto::PresenceState,
+        change: PresenceChange,
+    ) -> u64 {
+        self.event_with_change(None, session_event::Kind::Presence(state), Some(change))
+    }
+
+    fn event_with_change(
+        &mut self,
+        target: Option<Target>,
+        kind: session_event::Kind,
+        presence_change: Option<PresenceChange>,
+    ) -> u64 {
         let log = &mut *self.log;
         log.head_seq += 1;
         if log.head_seq > log.seq_mark {
@@ -229,6 +261,8 @@ impl<'a> Stage<'a> {
             seq: log.head_seq,
             server_time_ms: self.now,
             target,
+            trace_id: self.trace_id.clone(),
+            presence_change,
             kind: Some(kind),
         }));
         log.head_seq

@@ -7,7 +7,7 @@
 //! participant held.
 
 use meno_proto::{
-    session_event, ConnectionInfo, HeartbeatRequest, PresenceState, PresenceStatus,
+    ConnectionInfo, HeartbeatRequest, PresenceChange, PresenceState, PresenceStatus,
     PresenceUpdateRequest, Role,
 };
 
@@ -66,6 +66,18 @@ impl Participant {
             self.chosen_status
         };
         self.state.set_status(status);
+    }
+}
+
+/// What a presence event changed: the status before (`UNSPECIFIED` for a
+/// participant first seen) and whether typing flipped (a participant first
+/// seen typing counts as a change).
+fn change_from(before: Option<&PresenceState>, after: &PresenceState) -> PresenceChange {
+    PresenceChange {
+        previous_status: before.map_or(PresenceStatus::Unspecified as i32, |before| before.status),
+        typing_changed: before.map_or(after.is_typing, |before| {
+            before.is_typing != after.is_typing
+        }),
     }
 }
 
@@ -173,6 +185,13 @@ impl Presence {
         self.connections.contains_key(connection_id)
     }
 
+    /// The participant a registered connection belongs to.
+    pub(crate) fn participant_of_connection(&self, connection_id: &str) -> Option<&str> {
+        self.connections
+            .get(connection_id)
+            .map(|connection| connection.info.participant_id.as_str())
+    }
+
     /// True while some connection is registered.
     pub(crate) fn has_connections(&self) -> bool {
         !self.connections.is_empty()
@@ -201,11 +220,11 @@ impl Presence {
             return false;
         };
         participant.derive_status(connected);
-        if let Some(before) = before {
+        if let Some(before) = &before {
             let seen_moved = before.last_seen_ms != participant.state.last_seen_ms;
             let same = PresenceState {
                 last_seen_ms: participant.state.last_seen_ms,
-                ..before
+                ..before.clone()
             } == participant.state;
             if same {
                 participant.dirty |= seen_moved;
@@ -215,7 +234,7 @@ impl Presence {
         participant.dirty = true;
         let state = participant.state.clone();
         let offline = state.status() == PresenceStatus::Offline;
-        stage.event(None, session_event::Kind::Presence(state));
+        stage.presence_event(state, change_from(before.as_ref(), &participant.state));
         offline
     }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use meno_proto::{
     Actor, ChatMessage, ConnectionInfo, HeartbeatRequest, JoinResponse, LeaseReleaseRequest,
-    LeaseSetRequest, LeaseState, PresenceState, PresenceUpdateRequest, SendChatRequest,
-    SendChatResponse, SessionEvent, SessionRef,
+    LeaseSetRequest, LeaseState, MarkReadRequest, MarkReadResponse, PresenceState,
+    PresenceUpdateRequest, ReadPosition, SendChatRequest, SendChatResponse, SessionEvent,
+    SessionRef,
 };
 
 use super::batch::{Batch, Subscription};
@@ -22,6 +23,7 @@ use super::command::Delivery;
 use super::events::{EventLog, Stage};
 use super::lease::Lease;
 use super::presence::Presence;
+use super::reads::Reads;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
 use crate::store::{ChatRef, SessionKey, SessionRecord};
@@ -42,6 +44,14 @@ macro_rules! stage {
             $now,
         )
     };
+    ($state:ident, $now:expr, $trace_id:expr) => {
+        stage!($state, $now).traced($trace_id)
+    };
+}
+
+/// The trace id of whoever acts (empty: none).
+fn trace_of(actor: Option<&Actor>) -> &str {
+    actor.map_or("", |actor| actor.trace_id.as_str())
 }
 
 /// One session's state, owned by its actor.
@@ -53,6 +63,7 @@ pub(crate) struct SessionState {
     presence: Presence,
     lease: Lease,
     chat: Chat,
+    reads: Reads,
     batch: Batch,
 }
 
@@ -71,6 +82,7 @@ impl SessionState {
             lease: Lease::restore(record.lease, record.step_index),
             chat: Chat::restore(recent_chat, config.history_sync_limit),
             presence: Presence::restore(record.participants, record.connections, &config, now),
+            reads: Reads::restore(record.reads),
             batch: Batch::default(),
             key,
             config,
@@ -200,14 +212,20 @@ impl SessionState {
     }
 
     /// Registers a connection and marks its participant online.
-    pub(crate) fn connect(&mut self, info: ConnectionInfo, now: i64) {
-        let mut stage = stage!(self, now);
+    pub(crate) fn connect(&mut self, info: ConnectionInfo, trace_id: &str, now: i64) {
+        let mut stage = stage!(self, now, trace_id);
         self.presence.connect(info, &mut stage);
     }
 
     /// Removes a connection; a participant left offline loses the lease.
-    pub(crate) fn disconnect(&mut self, connection_id: &str, graceful: bool, now: i64) {
-        let mut stage = stage!(self, now);
+    pub(crate) fn disconnect(
+        &mut self,
+        connection_id: &str,
+        graceful: bool,
+        trace_id: &str,
+        now: i64,
+    ) {
+        let mut stage = stage!(self, now, trace_id);
         if let Some(offline) = self
             .presence
             .disconnect(connection_id, graceful, &mut stage)
@@ -229,7 +247,7 @@ impl SessionState {
         now: i64,
     ) -> Result<PresenceState, CoreError> {
         self.check_connection(request.actor.as_ref())?;
-        let mut stage = stage!(self, now);
+        let mut stage = stage!(self, now, trace_of(request.actor.as_ref()));
         self.presence.update(request, participant_id, &mut stage)
     }
 
@@ -268,7 +286,7 @@ impl SessionState {
             .actor
             .as_ref()
             .and_then(|actor| self.presence.sender_identity(&actor.participant_id));
-        let mut stage = stage!(self, now);
+        let mut stage = stage!(self, now, trace_of(request.actor.as_ref()));
         self.chat
             .send(request, sender, stored_duplicate, &mut stage)
     }
@@ -282,7 +300,7 @@ impl SessionState {
     ) -> Result<(LeaseState, u64), CoreError> {
         self.check_connection(request.actor.as_ref())?;
         let role = self.presence.role_of(participant_id, claimed_role);
-        let mut stage = stage!(self, now);
+        let mut stage = stage!(self, now, trace_of(request.actor.as_ref()));
         self.lease.set(request, participant_id, role, &mut stage)
     }
 
@@ -295,9 +313,67 @@ impl SessionState {
     ) -> Result<(LeaseState, u64), CoreError> {
         self.check_connection(request.actor.as_ref())?;
         let role = self.presence.role_of(participant_id, claimed_role);
-        let mut stage = stage!(self, now);
+        let mut stage = stage!(self, now, trace_of(request.actor.as_ref()));
         self.lease
             .release(request, participant_id, role, &mut stage)
+    }
+
+    /// The seq of a recent message, by its server id (older ones are looked
+    /// up in the store before the batch is decided).
+    pub(crate) fn recent_message_seq(&self, message_id: &str) -> Option<u64> {
+        self.chat.seq_of(message_id)
+    }
+
+    /// Every user's read position, ordered by user id.
+    pub(crate) fn reads(&self) -> Vec<ReadPosition> {
+        self.reads.list()
+    }
+
+    /// An ACK: moves the actor's read position to `request.message_id`
+    /// (never backwards). `stored_seq` is the message's seq in this session
+    /// as the store has it, when it is not among the recent messages. A
+    /// caller acting through a connection must have it in this session; a
+    /// backend without one may move any user's position (the actor's
+    /// participant id names the user).
+    pub(crate) fn mark_read(
+        &mut self,
+        request: &MarkReadRequest,
+        stored_seq: Option<u64>,
+        now: i64,
+    ) -> Result<MarkReadResponse, CoreError> {
+        let actor = request.actor.clone().unwrap_or_default();
+        if !actor.connection_id.is_empty()
+            && self
+                .presence
+                .participant_of_connection(&actor.connection_id)
+                != Some(actor.participant_id.as_str())
+        {
+            return Err(CoreError::denied(format!(
+                "this connection is not in room {:?}",
+                self.key.session_id
+            )));
+        }
+        let seq = self
+            .recent_message_seq(&request.message_id)
+            .or(stored_seq)
+            .ok_or_else(|| {
+                CoreError::new(
+                    crate::error::ErrorCode::NotFound,
+                    format!(
+                        "message {:?} is not in room {:?}",
+                        request.message_id, self.key.session_id
+                    ),
+                )
+            })?;
+        let mut stage = stage!(self, now, &actor.trace_id);
+        let (position, advanced) =
+            self.reads
+                .mark(&actor.participant_id, &request.message_id, seq, &mut stage);
+        Ok(MarkReadResponse {
+            session_id: self.key.session_id.clone(),
+            position: Some(position),
+            advanced,
+        })
     }
 
     pub(crate) fn presence_flush_due(&self, now: i64) -> bool {

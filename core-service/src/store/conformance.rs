@@ -40,6 +40,7 @@ mod chat;
 mod concurrency;
 mod fixtures;
 mod presence;
+mod reads;
 mod session;
 
 pub use chat::{
@@ -48,6 +49,10 @@ pub use chat::{
 };
 pub use concurrency::concurrent_writes_are_all_durable;
 pub use presence::{connections_are_upserted_and_removed, presence_is_written_whole_and_removed};
+pub use reads::{
+    message_ids_are_indexed_with_their_message, read_positions_are_isolated_by_tenant,
+    read_positions_are_upserted_and_loaded, session_exists_once_it_has_a_seq_mark,
+};
 pub use session::{
     lease_conflict_leaves_batch_unapplied, seq_mark_only_grows, step_and_lease_round_trip,
     tenants_and_sessions_are_isolated, unknown_session_is_default,
@@ -77,6 +82,10 @@ pub async fn run_all(store: &dyn Store, prefix: &str) -> Result<(), String> {
         connections_are_upserted_and_removed,
         tenants_and_sessions_are_isolated,
         concurrent_writes_are_all_durable,
+        read_positions_are_upserted_and_loaded,
+        read_positions_are_isolated_by_tenant,
+        message_ids_are_indexed_with_their_message,
+        session_exists_once_it_has_a_seq_mark,
     );
     if failures.is_empty() {
         Ok(())

@@ -18,6 +18,11 @@
 //!   client_ref) instead: `open` moves it over once, see [`upgrade`])
 //! - `presence` (tenant, session_id, participant_id) -> `PresenceState`
 //! - `connections` (tenant, session_id, connection_id) -> connection + expiry
+//! - `reads` (tenant, session_id, user_id) -> `ReadPosition`
+//! - `message_ids` (tenant, message_id) -> session_id, seq: the one table not
+//!   keyed by session, written in the same transaction as its message (a file
+//!   from before this table holds no entries for older messages: an ACK of
+//!   one is NotFound)
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +34,7 @@ use meno_proto::ChatMessage;
 use redb::{Database, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
 mod reads;
 mod rows;
@@ -53,6 +58,8 @@ const CHAT_BY_CLIENT_REF: TableDefinition<(&str, &str, &str), u64> =
     TableDefinition::new("chat_by_client_ref");
 const PRESENCE: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("presence");
 const CONNECTIONS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("connections");
+const READS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("reads");
+const MESSAGE_IDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("message_ids");
 
 /// A [`Store`] in a redb file, with one writer thread doing group commit.
 #[derive(Debug)]
@@ -123,6 +130,8 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CHAT_BY_SENDER_REF)?;
     txn.open_table(PRESENCE)?;
     txn.open_table(CONNECTIONS)?;
+    txn.open_table(READS)?;
+    txn.open_table(MESSAGE_IDS)?;
     upgrade(&txn)?;
     txn.commit()?;
     Ok(())
@@ -237,6 +246,21 @@ impl Store for EmbeddedStore {
         let refs = refs.to_vec();
         self.read(move |db| reads::chat_by_client_refs(db, &key, &refs))
             .await
+    }
+
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.read(move |db| reads::message_location(db, &tenant, &message_id))
+            .await
+    }
+
+    async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.read(move |db| reads::session_exists(db, &key)).await
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

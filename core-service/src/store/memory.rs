@@ -11,16 +11,25 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use meno_proto::{ChatMessage, LeaseState, PresenceState};
+use meno_proto::{ChatMessage, LeaseState, PresenceState, ReadPosition};
 
 use super::{
-    ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError, StoredConnection,
+    ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError,
+    StoredConnection,
 };
 
 /// A [`Store`] that keeps everything in process memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    sessions: Mutex<BTreeMap<SessionKey, SessionData>>,
+    tables: Mutex<Tables>,
+}
+
+/// Everything, under one lock: a message and its index entries are one write.
+#[derive(Debug, Default)]
+struct Tables {
+    sessions: BTreeMap<SessionKey, SessionData>,
+    /// (tenant, message id) -> where the message is.
+    message_ids: HashMap<(String, String), MessageLocation>,
 }
 
 /// One session's rows, shaped like the embedded store's tables.
@@ -34,6 +43,8 @@ struct SessionData {
     client_refs: HashMap<ChatRef, u64>,
     presence: BTreeMap<String, PresenceState>,
     connections: BTreeMap<String, StoredConnection>,
+    /// Read positions by user id.
+    reads: BTreeMap<String, ReadPosition>,
 }
 
 impl MemoryStore {
@@ -42,18 +53,25 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn sessions(&self) -> Result<MutexGuard<'_, BTreeMap<SessionKey, SessionData>>, StoreError> {
+    fn tables(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
         // A poisoned lock means a panic mid-write; the maps may be half-updated,
         // so refuse to serve rather than hand out possibly torn state.
-        self.sessions
+        self.tables
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".to_owned()))
     }
 }
 
 impl SessionData {
-    /// Applies `write` after the caller checked its lease condition.
-    fn apply(&mut self, write: SessionWrite) {
+    /// Applies `write` after the caller checked its lease condition; each
+    /// message stored gets its entry in `message_ids` (of the session's
+    /// tenant) in the same call, under the same lock.
+    fn apply(
+        &mut self,
+        key: &SessionKey,
+        write: SessionWrite,
+        message_ids: &mut HashMap<(String, String), MessageLocation>,
+    ) {
         if let Some(seq_mark) = write.seq_mark {
             self.seq_mark = self.seq_mark.max(seq_mark);
         }
@@ -77,6 +95,13 @@ impl SessionData {
             if let Some(reference) = reference {
                 self.client_refs.insert(reference, message.seq);
             }
+            message_ids.insert(
+                (key.tenant.clone(), message.id.clone()),
+                MessageLocation {
+                    session_id: key.session_id.clone(),
+                    seq: message.seq,
+                },
+            );
             self.chat.insert(message.seq, message);
         }
         // Rows written whole first, then deletions, as in the embedded store.
@@ -93,6 +118,9 @@ impl SessionData {
         }
         for connection_id in &write.connections_removed {
             self.connections.remove(connection_id);
+        }
+        for position in write.reads {
+            self.reads.insert(position.user_id.clone(), position);
         }
     }
 }
@@ -113,8 +141,8 @@ impl Store for MemoryStore {
     /// Connections are returned whatever their `expires_at_ms`: the caller
     /// filters by its own clock.
     async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError> {
-        let sessions = self.sessions()?;
-        let Some(data) = sessions.get(key) else {
+        let tables = self.tables()?;
+        let Some(data) = tables.sessions.get(key) else {
             return Ok(SessionRecord::default());
         };
         Ok(SessionRecord {
@@ -123,6 +151,7 @@ impl Store for MemoryStore {
             lease: data.lease.clone(),
             participants: data.presence.values().cloned().collect(),
             connections: data.connections.values().cloned().collect(),
+            reads: data.reads.values().cloned().collect(),
         })
     }
 
@@ -130,7 +159,11 @@ impl Store for MemoryStore {
         if write.is_empty() {
             return Ok(());
         }
-        let mut sessions = self.sessions()?;
+        let mut tables = self.tables()?;
+        let Tables {
+            sessions,
+            message_ids,
+        } = &mut *tables;
         if let Some(lease) = &write.lease {
             let stored_epoch = sessions
                 .get(key)
@@ -140,7 +173,10 @@ impl Store for MemoryStore {
                 return Err(lease_conflict(key, lease.expected_epoch, stored_epoch));
             }
         }
-        sessions.entry(key.clone()).or_default().apply(write);
+        sessions
+            .entry(key.clone())
+            .or_default()
+            .apply(key, write, message_ids);
         Ok(())
     }
 
@@ -150,8 +186,8 @@ impl Store for MemoryStore {
         before_seq: Option<u64>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let sessions = self.sessions()?;
-        let Some(data) = sessions.get(key) else {
+        let tables = self.tables()?;
+        let Some(data) = tables.sessions.get(key) else {
             return Ok(Vec::new());
         };
         let page = match before_seq {
@@ -167,8 +203,8 @@ impl Store for MemoryStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let sessions = self.sessions()?;
-        let Some(data) = sessions.get(key) else {
+        let tables = self.tables()?;
+        let Some(data) = tables.sessions.get(key) else {
             return Ok(Vec::new());
         };
         let Some(first) = after_seq.checked_add(1) else {
@@ -188,8 +224,8 @@ impl Store for MemoryStore {
         key: &SessionKey,
         refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let sessions = self.sessions()?;
-        let Some(data) = sessions.get(key) else {
+        let tables = self.tables()?;
+        let Some(data) = tables.sessions.get(key) else {
             return Ok(Vec::new());
         };
         let seqs: BTreeSet<u64> = refs
@@ -201,6 +237,18 @@ impl Store for MemoryStore {
             .iter()
             .filter_map(|seq| data.chat.get(seq).cloned())
             .collect())
+    }
+
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError> {
+        let tables = self.tables()?;
+        Ok(tables
+            .message_ids
+            .get(&(tenant.to_owned(), message_id.to_owned()))
+            .cloned())
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `config`: names, consistency, timeouts; `schema`: the migration templates
 //!   and the serving check; `migrate`: `meno-core migrate`;
 //! - `statements`: every prepared statement; `rows`: CQL rows <-> core types;
+//! - `positions`: read positions and the message-id index;
 //! - `read` and `write`: the [`Store`] methods; `error`: driver errors as
 //!   [`StoreError`]s (anything transient is `Unavailable`).
 //!
@@ -32,7 +33,7 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use tokio::sync::watch;
 
-use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 use error::StoreFailure;
 use statements::Statements;
 
@@ -40,6 +41,7 @@ mod backfill;
 pub mod config;
 mod error;
 pub mod migrate;
+mod positions;
 mod read;
 mod rows;
 pub mod schema;
@@ -315,6 +317,19 @@ impl Store for ScyllaStore {
         refs: &[ChatRef],
     ) -> Result<Vec<ChatMessage>, StoreError> {
         read::chat_by_client_refs(&*self.connected()?, key, refs).await
+    }
+
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError> {
+        positions::message_location(&*self.connected()?, tenant, message_id).await
+    }
+
+    /// One read of the session row: a session with a seq mark exists.
+    async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        read::session_exists(&*self.connected()?, key).await
     }
 
     /// One read of the sessions table at the configured consistency, within

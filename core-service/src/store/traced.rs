@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use meno_proto::ChatMessage;
 use tracing::Instrument;
 
-use super::{ChatRef, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
 /// `inner` with each call in a span.
 #[derive(Debug)]
@@ -66,6 +66,7 @@ impl Store for TracedStore {
             key,
             messages = write.messages.len(),
             presence = write.presence.len(),
+            reads = write.reads.len(),
             lease = write.lease.is_some()
         );
         self.traced(span, self.inner.write_session(key, write))
@@ -102,6 +103,28 @@ impl Store for TracedStore {
         let span = store_span!(self, "store.chat_by_client_refs", key, refs = refs.len());
         self.traced(span, self.inner.chat_by_client_refs(key, refs))
             .await
+    }
+
+    async fn message_location(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageLocation>, StoreError> {
+        let span = tracing::info_span!(
+            "store.message_location",
+            db.system = self.backend,
+            tenant = tenant,
+            message_id = message_id,
+            otel.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        self.traced(span, self.inner.message_location(tenant, message_id))
+            .await
+    }
+
+    async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let span = store_span!(self, "store.session_exists", key);
+        self.traced(span, self.inner.session_exists(key)).await
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

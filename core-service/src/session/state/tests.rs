@@ -69,7 +69,7 @@ fn seqs_continue_above_the_stored_mark_and_reserve_blocks() {
         ..SessionRecord::default()
     });
     assert_eq!(state.head_seq(), 10);
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     let batch = state.take_batch();
     assert_eq!(batch.events[0].seq, 11);
     // The first seq above the mark reserves a block of `seq_block`.
@@ -92,10 +92,10 @@ fn seqs_continue_above_the_stored_mark_and_reserve_blocks() {
 #[test]
 fn a_holder_that_goes_offline_loses_the_lease() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     take_lease(&mut state, "ann", T0);
     state.take_batch();
-    state.disconnect("c1", true, T0 + 1);
+    state.disconnect("c1", true, "", T0 + 1);
     let batch = state.take_batch();
     let kinds: Vec<&session_event::Kind> = batch
         .events
@@ -115,10 +115,10 @@ fn a_holder_that_goes_offline_loses_the_lease() {
 #[test]
 fn an_abnormal_close_keeps_the_lease_through_the_grace_period() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     take_lease(&mut state, "ann", T0);
     state.take_batch();
-    state.disconnect("c1", false, T0 + 1);
+    state.disconnect("c1", false, "", T0 + 1);
     assert_eq!(
         state.presence_list()[0].status(),
         PresenceStatus::Reconnecting
@@ -133,7 +133,7 @@ fn an_abnormal_close_keeps_the_lease_through_the_grace_period() {
 #[test]
 fn an_expired_connection_takes_its_participant_offline_and_the_lease_with_it() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     take_lease(&mut state, "ann", T0);
     let ttl = super::super::millis(config().presence_ttl);
     state.expire(T0 + ttl);
@@ -144,7 +144,7 @@ fn an_expired_connection_takes_its_participant_offline_and_the_lease_with_it() {
 #[test]
 fn chat_is_stamped_from_presence_and_refused_to_strangers() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Teacher), T0);
+    state.connect(connection("c1", "ann", Role::Teacher), "", T0);
     let sent = state
         .send_chat(chat("ann", "r1", "hello"), None, T0)
         .expect("ann is connected")
@@ -161,7 +161,7 @@ fn chat_is_stamped_from_presence_and_refused_to_strangers() {
 #[test]
 fn a_repeated_client_ref_returns_the_first_message_and_stages_nothing() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     let first = state
         .send_chat(chat("ann", "r1", "first"), None, T0)
         .expect("sent");
@@ -178,7 +178,7 @@ fn a_repeated_client_ref_returns_the_first_message_and_stages_nothing() {
 #[test]
 fn a_resume_sees_staged_events_too() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     let published = state.take_batch();
     state.publish(&published.events);
     state
@@ -216,14 +216,14 @@ fn a_call_through_an_unregistered_connection_is_retryable() {
 #[test]
 fn another_socket_of_an_online_participant_publishes_no_presence() {
     let mut state = session(SessionRecord::default());
-    state.connect(connection("c1", "ann", Role::Student), T0);
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
     assert_eq!(state.take_batch().events.len(), 1, "ann comes online");
-    state.connect(connection("c2", "ann", Role::Student), T0 + 10);
+    state.connect(connection("c2", "ann", Role::Student), "", T0 + 10);
     assert!(
         state.take_batch().events.is_empty(),
         "nothing visible changed"
     );
-    state.disconnect("c1", true, T0 + 20);
+    state.disconnect("c1", true, "", T0 + 20);
     assert!(state.take_batch().events.is_empty(), "c2 keeps ann online");
 }
 

@@ -1,7 +1,7 @@
 //! Builders and helpers shared by the checks.
 
 use meno_proto::{ChatMessage, ClientKind, ConnectionInfo, LeaseState, PresenceState};
-use meno_proto::{PresenceStatus, Role};
+use meno_proto::{MessageKind, PresenceStatus, ReadPosition, Role};
 
 use super::CheckResult;
 use crate::store::{
@@ -90,7 +90,37 @@ pub(super) fn message(seq: u64, client_ref: &str, content: &str) -> ChatMessage 
         content: content.to_owned(),
         meta_json: r#"{"lang":"en"}"#.to_owned(),
         created_at_ms: 1_700_000_000_000 + i64::try_from(seq).unwrap_or(0),
+        message_kind: MessageKind::Text as i32,
     }
+}
+
+/// `message` with a server id unique to `prefix` (the shared fixture ids
+/// repeat across sessions; the message-id index is per tenant).
+pub(super) fn message_with_id(
+    prefix: &str,
+    seq: u64,
+    client_ref: &str,
+    content: &str,
+) -> ChatMessage {
+    ChatMessage {
+        id: format!("{prefix}-msg-{seq}-{client_ref}"),
+        ..message(seq, client_ref, content)
+    }
+}
+
+pub(super) fn read_position(user_id: &str, message_id: &str, seq: u64) -> ReadPosition {
+    ReadPosition {
+        user_id: user_id.to_owned(),
+        message_id: message_id.to_owned(),
+        seq,
+        read_at_ms: 1_700_000_000_000 + i64::try_from(seq).unwrap_or(0),
+    }
+}
+
+/// Read positions sorted by user (the trait promises no order).
+pub(super) fn by_user(mut positions: Vec<ReadPosition>) -> Vec<ReadPosition> {
+    positions.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    positions
 }
 
 pub(super) fn presence(participant_id: &str, name: &str, is_typing: bool) -> PresenceState {

@@ -5,6 +5,7 @@ use meno_proto::LeaseState;
 
 use super::fixtures::{alice_refs, contents, seq_mark, seqs, OrFail};
 use super::fixtures::{connection, key, lease, lease_write, load, message, presence, write};
+use super::fixtures::{message_with_id, read_position};
 use super::CheckResult;
 use crate::store::{LeaseWrite, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
 
@@ -131,11 +132,12 @@ pub async fn lease_conflict_leaves_batch_unapplied(store: &dyn Store, prefix: &s
                 expected_epoch: stale,
                 state: lease(2, "bob", 2),
             }),
-            messages: vec![message(2, "m2", "must not be stored")],
+            messages: vec![message_with_id(prefix, 2, "m2", "must not be stored")],
             presence: vec![presence("p2", "Bob", true)],
             presence_removed: vec!["p1".to_owned()],
             connections: vec![connection("c2", "bridge-2", 90_000)],
             connections_removed: vec!["c1".to_owned()],
+            reads: vec![read_position("bob", "0190-00000001", 1)],
         };
         let result = store.write_session(&key, rejected).await;
         ensure!(
@@ -146,6 +148,15 @@ pub async fn lease_conflict_leaves_batch_unapplied(store: &dyn Store, prefix: &s
             load(store, &key).await?,
             before,
             "record after a conflict ({stale:?})"
+        );
+        let indexed = store
+            .message_location(&key.tenant, &message_with_id(prefix, 2, "m2", "").id)
+            .await
+            .or_fail("message_location")?;
+        ensure_eq!(
+            indexed,
+            None,
+            "message id index after a conflict ({stale:?})"
         );
         let history = store.chat_after(&key, 0, 10).await.or_fail("chat_after")?;
         ensure_eq!(

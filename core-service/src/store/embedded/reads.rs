@@ -5,12 +5,14 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use meno_proto::{ChatMessage, PresenceState};
+use meno_proto::{ChatMessage, PresenceState, ReadPosition};
 use redb::{Database, ReadableDatabase};
 
-use super::rows::{decode, ConnectionRow, SessionRow};
-use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, PRESENCE, SESSIONS};
-use crate::store::{ChatRef, SessionKey, SessionRecord, StoreError, StoredConnection};
+use super::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
+use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, MESSAGE_IDS, PRESENCE, READS, SESSIONS};
+use crate::store::{
+    ChatRef, MessageLocation, SessionKey, SessionRecord, StoreError, StoredConnection,
+};
 
 pub(super) fn load_session(db: &Database, key: &SessionKey) -> Result<SessionRecord, StoreError> {
     let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
@@ -49,13 +51,56 @@ pub(super) fn load_session(db: &Database, key: &SessionKey) -> Result<SessionRec
         connections.push(StoredConnection::from(row));
     }
 
+    let mut reads = Vec::new();
+    let read_rows = txn.open_table(READS)?;
+    for entry in read_rows.range((tenant, session_id, "")..)? {
+        let (row_key, row) = entry?;
+        let (row_tenant, row_session, user_id) = row_key.value();
+        if (row_tenant, row_session) != (tenant, session_id) {
+            break;
+        }
+        reads.push(decode::<ReadPosition>(row.value(), || {
+            format!("read row {key}/{user_id}")
+        })?);
+    }
+
     Ok(SessionRecord {
         seq_mark: session.seq_mark,
         step_index: session.step_index,
         lease: session.lease,
         participants,
         connections,
+        reads,
     })
+}
+
+pub(super) fn session_exists(db: &Database, key: &SessionKey) -> Result<bool, StoreError> {
+    let txn = db.begin_read()?;
+    let sessions = txn.open_table(SESSIONS)?;
+    let Some(row) = sessions.get((key.tenant.as_str(), key.session_id.as_str()))? else {
+        return Ok(false);
+    };
+    let session = decode::<SessionRow>(row.value(), || format!("session row {key}"))?;
+    Ok(session.seq_mark > 0)
+}
+
+pub(super) fn message_location(
+    db: &Database,
+    tenant: &str,
+    message_id: &str,
+) -> Result<Option<MessageLocation>, StoreError> {
+    let txn = db.begin_read()?;
+    let index = txn.open_table(MESSAGE_IDS)?;
+    let Some(row) = index.get((tenant, message_id))? else {
+        return Ok(None);
+    };
+    let row = decode::<MessageLocationRow>(row.value(), || {
+        format!("message id row {tenant}/{message_id}")
+    })?;
+    Ok(Some(MessageLocation {
+        session_id: row.session_id,
+        seq: row.seq,
+    }))
 }
 
 pub(super) fn chat_page(

@@ -50,6 +50,17 @@ impl From<ConnectionRow> for StoredConnection {
     }
 }
 
+/// The `message_ids` row: where a message is within its tenant.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct MessageLocationRow {
+    /// The session holding the message.
+    #[prost(string, tag = "1")]
+    pub(super) session_id: String,
+    /// Its seq there.
+    #[prost(uint64, tag = "2")]
+    pub(super) seq: u64,
+}
+
 /// Decodes a row of type `M`; `what` names the row in the error.
 pub(super) fn decode<M: Message + Default>(
     bytes: &[u8],

@@ -14,8 +14,8 @@ use prost::Message;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{decode, ConnectionRow, SessionRow};
-use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, PRESENCE, SESSIONS};
+use super::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
+use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, MESSAGE_IDS, PRESENCE, READS, SESSIONS};
 use crate::store::{SessionKey, SessionWrite, StoreError};
 
 /// At most this many requests share one transaction, so one commit stays
@@ -130,6 +130,8 @@ struct Tables<'txn> {
     client_refs: Table<'txn, QuadKey, u64>,
     presence: Table<'txn, TripleKey, &'static [u8]>,
     connections: Table<'txn, TripleKey, &'static [u8]>,
+    reads: Table<'txn, TripleKey, &'static [u8]>,
+    message_ids: Table<'txn, PairKey, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -140,6 +142,8 @@ impl<'txn> Tables<'txn> {
             client_refs: txn.open_table(CHAT_BY_SENDER_REF)?,
             presence: txn.open_table(PRESENCE)?,
             connections: txn.open_table(CONNECTIONS)?,
+            reads: txn.open_table(READS)?,
+            message_ids: txn.open_table(MESSAGE_IDS)?,
         })
     }
 
@@ -212,10 +216,15 @@ impl<'txn> Tables<'txn> {
             self.connections
                 .remove((tenant, session_id, connection_id.as_str()))?;
         }
+        for position in &write.reads {
+            let row_key = (tenant, session_id, position.user_id.as_str());
+            self.reads
+                .insert(row_key, position.encode_to_vec().as_slice())?;
+        }
         Ok(Ok(()))
     }
 
-    /// Stores `message` and its index entry, unless its seq or its sender's
+    /// Stores `message` and its index entries, unless its seq or its sender's
     /// client_ref is already taken: history is append-only and the first
     /// message stored under a reference wins (a retried send is stored once).
     fn append_message(
@@ -240,6 +249,14 @@ impl<'txn> Tables<'txn> {
             }
             self.client_refs.insert(index_key, message.seq)?;
         }
+        let location = MessageLocationRow {
+            session_id: session_id.to_owned(),
+            seq: message.seq,
+        };
+        self.message_ids.insert(
+            (tenant, message.id.as_str()),
+            location.encode_to_vec().as_slice(),
+        )?;
         self.chat
             .insert(row_key, message.encode_to_vec().as_slice())?;
         Ok(())

@@ -33,6 +33,11 @@ pub struct TableNames {
     pub connections: String,
     /// The same connections keyed by user, for directed delivery.
     pub connections_by_user: String,
+    /// Read positions: ((tenant, session_id), user_id) -> message id, seq.
+    pub read_positions: String,
+    /// (tenant, message_id) -> session_id, seq, written in the same logged
+    /// batch as the message.
+    pub chat_by_id: String,
 }
 
 impl Default for TableNames {
@@ -47,6 +52,8 @@ impl Default for TableNames {
             presence: "presence".into(),
             connections: "connections".into(),
             connections_by_user: "connections_by_user".into(),
+            read_positions: "read_positions".into(),
+            chat_by_id: "chat_by_id".into(),
         }
     }
 }
@@ -54,7 +61,7 @@ impl Default for TableNames {
 impl TableNames {
     /// `(placeholder, name)` for every table, as the migration templates
     /// name them (`{{table.sessions}}`).
-    pub fn placeholders(&self) -> [(&'static str, &str); 9] {
+    pub fn placeholders(&self) -> [(&'static str, &str); 11] {
         [
             ("sessions", &self.sessions),
             ("lease", &self.lease),
@@ -65,6 +72,8 @@ impl TableNames {
             ("presence", &self.presence),
             ("connections", &self.connections),
             ("connections_by_user", &self.connections_by_user),
+            ("read_positions", &self.read_positions),
+            ("chat_by_id", &self.chat_by_id),
         ]
     }
 

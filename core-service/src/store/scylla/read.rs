@@ -1,4 +1,4 @@
-//! Reads of the Scylla store. A session's record comes from four
+//! Reads of the Scylla store. A session's record comes from five
 //! single-partition reads run concurrently; chat history walks the session's
 //! non-empty buckets (newest first or oldest first) and pages inside each
 //! with a seq cursor and a bounded `LIMIT`, so no read is unbounded.
@@ -26,11 +26,12 @@ pub(crate) async fn load_session(
     c: &Connected,
     key: &SessionKey,
 ) -> Result<SessionRecord, StoreError> {
-    let ((seq_mark, step_index), lease, participants, connections) = tokio::try_join!(
+    let ((seq_mark, step_index), lease, participants, connections, reads) = tokio::try_join!(
         session_row(c, key),
         lease(c, key),
         presence(c, key),
-        connections(c, key)
+        connections(c, key),
+        super::positions::read_positions(c, key)
     )?;
     Ok(SessionRecord {
         seq_mark,
@@ -38,7 +39,12 @@ pub(crate) async fn load_session(
         lease,
         participants,
         connections,
+        reads,
     })
+}
+
+pub(crate) async fn session_exists(c: &Connected, key: &SessionKey) -> Result<bool, StoreError> {
+    Ok(session_row(c, key).await?.0 > 0)
 }
 
 async fn session_row(c: &Connected, key: &SessionKey) -> Result<(u64, i64), StoreError> {

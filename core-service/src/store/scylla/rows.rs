@@ -114,10 +114,12 @@ pub(crate) fn message_from_row(
         sender_id: sender_id.unwrap_or_default(),
         sender_name: sender_name.unwrap_or_default(),
         sender_role: sender_role.unwrap_or_default(),
-        kind: kind.unwrap_or_default(),
+        kind: kind.clone().unwrap_or_default(),
         content: content.unwrap_or_default(),
         meta_json: meta_json.unwrap_or_default(),
         created_at_ms: created_at.map_or(0, |at| at.0),
+        // Derived, not stored: `kind` is the stored truth.
+        message_kind: crate::message_kind::parse(kind.as_deref().unwrap_or_default()) as i32,
     })
 }
 

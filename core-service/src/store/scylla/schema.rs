@@ -45,6 +45,11 @@ pub fn bundled() -> Vec<Migration> {
             "chat_by_sender_ref",
             include_str!("../../../../migrations/0002_chat_by_sender_ref.cql"),
         ),
+        Migration::new(
+            3,
+            "read_positions",
+            include_str!("../../../../migrations/0003_read_positions.cql"),
+        ),
     ]
 }
 

@@ -47,6 +47,10 @@ pub(crate) struct Statements {
     pub(crate) delete_connection: PreparedStatement,
     pub(crate) insert_connection_by_user: PreparedStatement,
     pub(crate) delete_connection_by_user: PreparedStatement,
+    pub(crate) insert_message_id: PreparedStatement,
+    pub(crate) select_message_id: PreparedStatement,
+    pub(crate) insert_read_position: PreparedStatement,
+    pub(crate) select_read_positions: PreparedStatement,
 }
 
 impl Statements {
@@ -290,6 +294,40 @@ impl Statements {
                     "DELETE FROM {ks}.{} WHERE tenant = ? AND user_id = ? AND session_id = ? \
                      AND connection_id = ?",
                     t.connections_by_user
+                ),
+                true,
+            )
+            .await?,
+            insert_message_id: prepare(
+                format!(
+                    "INSERT INTO {ks}.{} (tenant, message_id, session_id, seq) VALUES (?, ?, ?, ?)",
+                    t.chat_by_id
+                ),
+                true,
+            )
+            .await?,
+            select_message_id: prepare(
+                format!(
+                    "SELECT session_id, seq FROM {ks}.{} WHERE tenant = ? AND message_id = ?",
+                    t.chat_by_id
+                ),
+                true,
+            )
+            .await?,
+            // The timestamp is the message's seq: the furthest position wins.
+            insert_read_position: prepare(
+                format!(
+                    "INSERT INTO {ks}.{} (tenant, session_id, user_id, message_id, seq, read_at) \
+                     VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                    t.read_positions
+                ),
+                true,
+            )
+            .await?,
+            select_read_positions: prepare(
+                format!(
+                    "SELECT user_id, message_id, seq, read_at FROM {ks}.{} WHERE {session_key}",
+                    t.read_positions
                 ),
                 true,
             )

@@ -8,8 +8,11 @@
 //! - Chat messages already indexed under their client_ref are dropped (one
 //!   concurrent read per reference: the actor is the session's only writer,
 //!   so read-then-write does not race). Each message goes into a logged batch
-//!   with its client_ref index row and its bucket row, so neither can exist
-//!   without the other; large batches are split by size, never a message.
+//!   with its message-id and client_ref index rows and its bucket row, so
+//!   none can exist without the others; large batches are split by size,
+//!   never a message.
+//! - Read positions share their session's partition: one unlogged batch,
+//!   each row `USING TIMESTAMP <seq>` so the furthest position wins.
 //! - seq_mark is written `USING TIMESTAMP seq_mark`: the highest mark wins.
 //! - Presence and connection rows of a session share its partition: one
 //!   unlogged single-partition batch each, whole rows with `USING TTL`, and
@@ -31,6 +34,7 @@ use scylla::value::{CqlValue, Row};
 use tracing::Instrument;
 
 use super::error::corrupt;
+use super::positions::position_values;
 use super::read::seqs_by_client_refs;
 use super::rows::{
     bucket_of, connection_by_user_values, connection_ttl_secs, connection_values, lease_columns,
@@ -160,6 +164,16 @@ pub(crate) async fn write_session(
                     ),
                 ));
             }
+        }
+        writes.push(run_batch(c, batch, values));
+    }
+    if !write.reads.is_empty() {
+        // One partition: an unlogged batch, each row with its own timestamp.
+        let mut batch = Batch::new(BatchType::Unlogged);
+        let mut values: Vec<BatchRow<'_>> = Vec::new();
+        for position in &write.reads {
+            batch.append_statement(c.statements.insert_read_position.clone());
+            values.push(Box::new(position_values(key, position)?));
         }
         writes.push(run_batch(c, batch, values));
     }
@@ -349,8 +363,8 @@ fn chunk_by_size<'m>(messages: &[&'m ChatMessage]) -> Vec<Vec<&'m ChatMessage>> 
     chunks
 }
 
-/// One logged batch: the messages, their (sender, client_ref) index rows,
-/// their buckets.
+/// One logged batch: the messages, their message-id and (sender,
+/// client_ref) index rows, their buckets.
 fn chat_batch<'a>(
     c: &'a Connected,
     key: &'a SessionKey,
@@ -362,6 +376,15 @@ fn chat_batch<'a>(
     for message in messages {
         batch.append_statement(c.statements.insert_message.clone());
         values.push(Box::new(message_values(key, message)?));
+        if !message.id.is_empty() {
+            batch.append_statement(c.statements.insert_message_id.clone());
+            values.push(Box::new((
+                key.tenant.as_str(),
+                message.id.as_str(),
+                key.session_id.as_str(),
+                seq_to_cql(message.seq)?,
+            )));
+        }
         if !message.client_ref.is_empty() {
             batch.append_statement(c.statements.insert_client_ref.clone());
             values.push(Box::new((
