@@ -230,3 +230,6 @@ pub fn presence_update(request: &PresenceUpdateRequest) -> Result<(), CoreError>
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -250,3 +250,33 @@ fn a_stored_connection_without_its_presence_row_restores_its_participant() {
         Role::Teacher as i32
     );
 }
+
+#[test]
+fn a_chat_message_and_the_lease_it_releases_carry_their_callers_trace_ids() {
+    let mut state = session(SessionRecord::default());
+    state.connect(connection("c1", "ann", Role::Student), "", T0);
+    take_lease(&mut state, "ann", T0);
+    state.take_batch();
+    let mut request = chat("ann", "r1", "hello");
+    if let Some(actor) = request.actor.as_mut() {
+        actor.trace_id = "trace-chat".to_owned();
+    }
+    state.send_chat(request, None, T0).expect("sent");
+    let batch = state.take_batch();
+    assert_eq!(batch.events[0].trace_id, "trace-chat");
+    state.disconnect("c1", true, "trace-leave", T0 + 1);
+    let traces: Vec<String> = state
+        .take_batch()
+        .events
+        .iter()
+        .map(|event| event.trace_id.clone())
+        .collect();
+    assert_eq!(
+        traces,
+        ["trace-leave", "trace-leave"],
+        "offline, then the lease"
+    );
+}
+
+mod presence_change;
+mod reads;
