@@ -383,12 +383,14 @@ impl Publisher {
                         connection_id: String::new(),
                         name: "backend".into(),
                         role: Role::Service as i32,
+                        trace_id: String::new(),
                     }),
                     client_ref: format!("m{index}"),
                     kind: String::new(),
                     content: text,
                     meta_json: String::new(),
                     created_at_ms: 0,
+                    message_kind: 0,
                 };
                 tokio::spawn(async move {
                     if client.send(request).await.is_err() {

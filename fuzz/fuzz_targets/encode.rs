@@ -99,6 +99,7 @@ impl Message {
             content: self.content.clone(),
             meta_json: self.meta.text(),
             created_at_ms: self.created_at_ms,
+            message_kind: 0,
         }
     }
 }

@@ -25,6 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 pub mod faults;
+pub mod nexus;
 pub mod otlp;
 pub mod process;
 pub mod raw;

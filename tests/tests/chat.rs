@@ -165,6 +165,7 @@ async fn chat_history(system: &System, session: &str) -> Vec<String> {
             session: Some(session_ref(session)),
             before_seq: None,
             limit: 500,
+            ..ChatHistoryRequest::default()
         })
         .await
         .unwrap()
@@ -194,6 +195,7 @@ async fn history_is_paged_newest_first_over_grpc(mode: Mode) {
                 session: Some(session_ref(&session)),
                 before_seq,
                 limit: 3,
+                ..ChatHistoryRequest::default()
             })
             .await
             .unwrap()

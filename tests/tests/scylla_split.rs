@@ -97,6 +97,7 @@ async fn history_pages_newest_first_over_grpc() {
                 }),
                 before_seq,
                 limit: 3,
+                ..ChatHistoryRequest::default()
             })
             .await
             .unwrap()

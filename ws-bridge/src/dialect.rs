@@ -69,6 +69,14 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
         false
     }
 
+    /// Whether a repeated send is answered with the stored message even
+    /// when this socket has already been sent it (NexusChat's contract);
+    /// otherwise such a repeat is silent, as the client has the message
+    /// (seed 000).
+    fn echoes_every_duplicate(&self) -> bool {
+        false
+    }
+
     /// Decodes one client text frame.
     fn decode(&self, text: &str, limits: &Limits) -> Result<Request, Undecodable>;
 

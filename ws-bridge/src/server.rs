@@ -366,7 +366,12 @@ impl Bridge {
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|value| value.to_str().ok());
         let (token, protocol) = token_from_request(pending.token(), protocols);
-        let protocol = dialect.subprotocol().map(str::to_owned).or(protocol);
+        // The dialect's own subprotocol is answered only when offered: a
+        // client that offered none must get none back (RFC 6455 4.1).
+        let offered_dialect = dialect.subprotocol().filter(|own| {
+            protocols.is_some_and(|offered| offered.split(',').any(|p| p.trim() == *own))
+        });
+        let protocol = offered_dialect.map(str::to_owned).or(protocol);
         let admission = match self.admit(pending, token).await {
             Ok(admission) => admission,
             Err(refusal) => return refused(&refusal),

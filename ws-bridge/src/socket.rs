@@ -475,11 +475,12 @@ impl Session {
         match &reply {
             // The client has it already, or gets it in its place.
             Reply::Duplicate(stored)
-                if room
-                    .as_deref()
-                    .and_then(|room| self.rooms.get(room))
-                    .or_else(|| self.rooms.first())
-                    .is_some_and(|room| room.coverage.includes(stored.seq)) =>
+                if !self.dialect.echoes_every_duplicate()
+                    && room
+                        .as_deref()
+                        .and_then(|room| self.rooms.get(room))
+                        .or_else(|| self.rooms.first())
+                        .is_some_and(|room| room.coverage.includes(stored.seq)) =>
             {
                 return Vec::new()
             }

@@ -55,6 +55,7 @@ async fn read_history(
                 }),
                 before_seq,
                 limit: 500,
+                ..ChatHistoryRequest::default()
             })
             .await?
             .into_inner();

@@ -64,6 +64,10 @@ impl Dialect for Nexus {
         true
     }
 
+    fn echoes_every_duplicate(&self) -> bool {
+        true
+    }
+
     fn connect(&self, query: Option<&str>) -> Result<Box<dyn PendingConnect>, Refusal> {
         parse_nexus_connect(query)
             .map(|fields| Box::new(Connect(fields)) as Box<dyn PendingConnect>)
