@@ -14,6 +14,7 @@ mod chat;
 mod command;
 mod events;
 mod lease;
+mod prefetch;
 mod presence;
 mod reads;
 mod state;

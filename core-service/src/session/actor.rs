@@ -6,13 +6,12 @@
 //! It must never publish anything that was not stored, and never wait on a
 //! subscriber: a subscriber that falls behind is told to resync.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use meno_proto::{
     join_response, session_event, ChatMessage, GetReadsResponse, HeartbeatResponse, JoinRequest,
     JoinResponse, LeaseResponse, LeaveResponse, PresenceSnapshotResponse, PresenceUpdateResponse,
-    RefreshResponse, SendChatRequest, SessionEvent,
+    RefreshResponse, SessionEvent,
 };
 use tokio::sync::mpsc;
 
@@ -21,10 +20,11 @@ use tracing::Instrument;
 use super::batch::Subscription;
 use super::command::{Command, Envelope};
 use super::millis;
+use super::prefetch::{chat_ref, prefetch, Prefetched};
 use super::state::SessionState;
 use crate::error::CoreError;
 use crate::registry::ActorContext;
-use crate::store::{ChatRef, SessionKey};
+use crate::store::SessionKey;
 
 /// The batch buffer an actor keeps between batches; one that a burst grew
 /// larger is dropped after its batch.
@@ -40,18 +40,6 @@ pub(crate) fn spawn_actor(
     let tracker = context.tracker.clone();
     tracker.spawn(run(key, actor_id, context, receiver));
     sender
-}
-
-/// What a batch needs from the store before it can be decided.
-#[derive(Debug, Default)]
-struct Prefetched {
-    /// Stored messages by sender and client_ref, for dedupe beyond the
-    /// recent window.
-    duplicates: HashMap<ChatRef, ChatMessage>,
-    /// Stored chat after a `lastSeq` the ring no longer covers.
-    resume_chat: HashMap<u64, Vec<ChatMessage>>,
-    /// Seqs in this session of messages ACKed by id that are not recent.
-    message_seqs: HashMap<String, u64>,
 }
 
 async fn run(
@@ -135,86 +123,6 @@ async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, 
         recent,
         now,
     ))
-}
-
-async fn prefetch(
-    state: &SessionState,
-    context: &ActorContext,
-    commands: &[Command],
-) -> Result<Prefetched, CoreError> {
-    let mut prefetched = Prefetched::default();
-    let unknown_refs: Vec<ChatRef> = commands
-        .iter()
-        .filter_map(|command| match command {
-            Command::SendChat { request, .. } => chat_ref(request),
-            _ => None,
-        })
-        .filter(|reference| !state.knows_client_ref(reference))
-        .collect();
-    if !unknown_refs.is_empty() {
-        for message in context
-            .store
-            .chat_by_client_refs(state.key(), &unknown_refs)
-            .await?
-        {
-            if let Some(reference) = ChatRef::of(&message) {
-                let mut message = message;
-                crate::message_kind::stamp(&mut message);
-                prefetched.duplicates.insert(reference, message);
-            }
-        }
-    }
-    for command in commands {
-        if let Command::Join {
-            request:
-                JoinRequest {
-                    last_seq: Some(last_seq),
-                    ..
-                },
-            ..
-        } = command
-        {
-            let last_seq = *last_seq;
-            if last_seq <= state.head_seq()
-                && state.events_after(last_seq).is_none()
-                && !prefetched.resume_chat.contains_key(&last_seq)
-            {
-                let mut chat = context
-                    .store
-                    .chat_after(state.key(), last_seq, context.config.resume_limit + 1)
-                    .await?;
-                crate::message_kind::stamp_all(&mut chat);
-                prefetched.resume_chat.insert(last_seq, chat);
-            }
-        }
-    }
-    for command in commands {
-        let Command::MarkRead {
-            request,
-            stored_seq: None,
-            ..
-        } = command
-        else {
-            continue;
-        };
-        let message_id = request.message_id.as_str();
-        if state.recent_message_seq(message_id).is_some()
-            || prefetched.message_seqs.contains_key(message_id)
-        {
-            continue;
-        }
-        let located = context
-            .store
-            .message_location(&state.key().tenant, message_id)
-            .await?;
-        // A message of another session of the tenant is not in this one.
-        if let Some(location) = located.filter(|l| l.session_id == state.key().session_id) {
-            prefetched
-                .message_seqs
-                .insert(message_id.to_owned(), location.seq);
-        }
-    }
-    Ok(prefetched)
 }
 
 async fn process(
@@ -363,16 +271,6 @@ fn apply(state: &mut SessionState, command: Command, prefetched: &Prefetched, no
             state.defer_reply(reply, Ok(response));
         }
     }
-}
-
-/// The idempotency key of a `chat.send`: its sender's client_ref.
-fn chat_ref(request: &SendChatRequest) -> Option<ChatRef> {
-    let sender_id = request
-        .actor
-        .as_ref()
-        .map(|actor| actor.participant_id.as_str());
-    (!request.client_ref.is_empty())
-        .then(|| ChatRef::new(sender_id.unwrap_or_default(), request.client_ref.clone()))
 }
 
 fn lease_response(lease: meno_proto::LeaseState, seq: u64) -> LeaseResponse {
