@@ -30,6 +30,8 @@ pub struct ReceivedSpan {
     pub parent_span_id: Vec<u8>,
     /// String and integer attributes, as strings.
     pub attributes: HashMap<String, String>,
+    /// The trace ids (16 bytes each) the span links to.
+    pub linked_trace_ids: Vec<Vec<u8>>,
 }
 
 impl ReceivedSpan {
@@ -145,6 +147,7 @@ impl TraceService for Collector {
                     span_id: span.span_id,
                     parent_span_id: span.parent_span_id,
                     attributes: attributes(&span.attributes),
+                    linked_trace_ids: span.links.into_iter().map(|link| link.trace_id).collect(),
                 });
             }
         }

@@ -132,3 +132,64 @@ async fn a_monolithic_bridge_sends_its_last_spans_when_it_stops() {
         assert_eq!(span.trace_id, trace.action.trace_id, "{span:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nexus_client_trace_id_is_recorded_on_and_linked_from_the_server_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let env = exporting_to(&receiver, Duration::from_millis(50));
+    let data = tempfile::tempdir().unwrap();
+    let core_addr = free_addr();
+    let data_dir = data.path().display().to_string();
+    let _core = Process::core_with_env(core_addr, &["--data-dir", &data_dir], &env).await;
+    let bridge_addr = free_addr();
+    let _bridge = Process::bridge_with_env(bridge_addr, core_addr, &env).await;
+    let room = session_id("traced-nexus");
+    let mut nina = meno_tests::nexus::NexusClient::connect(&format!(
+        "ws://{bridge_addr}/ws/nexus?userId=nina&userName=Nina&roomId={room}"
+    ))
+    .await;
+    nina.expect("ROOM_JOINED").await;
+    let client_trace = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
+    nina.send_raw(
+        &json!({"event": "SEND_MSG", "traceId": client_trace,
+                "data": {"roomId": room, "type": "TEXT", "contentText": "traced"}})
+        .to_string(),
+    )
+    .await;
+    let message = nina.expect("NEW_MESSAGE").await;
+    assert_eq!(message["traceId"], client_trace, "the broadcast carries it");
+
+    let action = receiver
+        .wait_for(|spans| {
+            spans
+                .iter()
+                .find(|span| {
+                    span.name == "ws.action" && span.attribute("action") == Some("SEND_MSG")
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(action.attribute("client_trace_id"), Some(client_trace));
+    let expected: Vec<u8> = (0..16)
+        .map(|i| {
+            let hex = client_trace.replace('-', "");
+            u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        action.linked_trace_ids,
+        vec![expected],
+        "linked to the client's trace"
+    );
+    let request = receiver
+        .wait_for(|spans| {
+            spans
+                .iter()
+                .find(|span| {
+                    span.name == "meno.realtime.v1.ChatService/Send" && span.is_child_of(&action)
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(request.service, "meno-core");
+}

@@ -1,0 +1,125 @@
+//! NexusChat with `--auth jwt`: the token's `sub`, `name`, `tenant` and
+//! `sessions` are the identity and the rooms it may enter, on the WebSocket
+//! and on the REST reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use meno_bridge::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
+use meno_bridge::config::BridgeConfig;
+use meno_tests::nexus::{get_json, NexusClient};
+use meno_tests::{http_get, session_id, Mode, System};
+use serde_json::{json, Value};
+
+const SECRET: &[u8] = b"a-nexus-test-secret-of-32-bytes-or-more";
+
+async fn start() -> System {
+    let bridge = BridgeConfig {
+        auth: Some(Authenticator::new(JwtConfig {
+            keys: KeySource::Hs256Secret(SECRET.to_vec()),
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            claims: ClaimNames::default(),
+            role_map: HashMap::new(),
+            jwks_refresh: Duration::from_secs(300),
+        })),
+        ..meno_tests::test_bridge_config()
+    };
+    System::start_custom(
+        Mode::Split,
+        Arc::new(meno_core::store::MemoryStore::new()),
+        meno_tests::test_session_config(),
+        bridge,
+        None,
+    )
+    .await
+}
+
+fn token(sub: &str, tenant: &str, rooms: &[&str]) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims: Value = json!({
+        "sub": sub, "name": format!("{sub} (token)"), "tenant": tenant,
+        "sessions": rooms, "exp": exp,
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_names_the_user_its_tenant_and_the_rooms_it_may_enter() {
+    let system = start().await;
+    let (granted, other) = (session_id("granted"), session_id("not-granted"));
+    let ann = token("ann", "acme", &[&granted]);
+
+    let mut client =
+        NexusClient::connect(&system.nexus_url(&format!("token={ann}&roomId={granted}"))).await;
+    let joined = client.expect("ROOM_JOINED").await;
+    assert_eq!(joined["data"]["members"][0]["userId"], "ann");
+    assert_eq!(joined["data"]["members"][0]["userName"], "ann (token)");
+
+    client.send("JOIN_ROOM", json!({"roomId": other})).await;
+    let refused = client.expect("ERROR").await;
+    assert_eq!(refused["data"]["code"], "PermissionDenied");
+    assert_eq!(refused["data"]["event"], "JOIN_ROOM");
+
+    for (query, status) in [
+        (format!("roomId={granted}"), 401),
+        (format!("token={ann}&roomId={other}"), 403),
+        (format!("token={ann}&userId=bob"), 401),
+        (format!("token={ann}&tenant=umbrella"), 401),
+    ] {
+        let (got, body) = http_get(system.bridge_addr, &format!("/ws/nexus?{query}")).await;
+        assert_eq!(got, status, "{query}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_reads_need_a_token_that_grants_the_room_and_another_tenants_room_is_404() {
+    let system = start().await;
+    let room = session_id("rest-jwt");
+    let ann = token("ann", "acme", &[&room]);
+    let mut client =
+        NexusClient::connect(&system.nexus_url(&format!("token={ann}&roomId={room}"))).await;
+    client.expect("ROOM_JOINED").await;
+    client.say(&room, "c-1", "hello").await;
+    client.expect("NEW_MESSAGE").await;
+
+    let path = format!("/api/rooms/{room}/messages");
+    let bearer = format!("Bearer {ann}");
+    let (status, page) = get_json(system.bridge_addr, &path, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(page[0]["contentText"], "hello");
+
+    let (status, body) = get_json(system.bridge_addr, &path, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let not_granted = format!("Bearer {}", token("ann", "acme", &["elsewhere"]));
+    let (status, _) = get_json(
+        system.bridge_addr,
+        &path,
+        &[("Authorization", &not_granted)],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The same room id in another tenant was never created there.
+    let eve = format!("Bearer {}", token("eve", "umbrella", &[&room]));
+    let (status, body) = get_json(system.bridge_addr, &path, &[("Authorization", &eve)]).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = get_json(
+        system.bridge_addr,
+        &format!("/api/rooms/{room}/reads"),
+        &[("Authorization", &eve)],
+    )
+    .await;
+    assert_eq!(status, 404);
+}
