@@ -17,7 +17,7 @@ use meno_core::store::{
     conformance, ChatRef, LeaseWrite, ScyllaStore, SessionKey, SessionWrite, Store, StoreError,
     StoredConnection,
 };
-use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState};
+use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState, ReadPosition};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scylla_store_passes_conformance() {
@@ -75,6 +75,32 @@ async fn lease_race_never_has_two_winners() {
         assert_eq!(record.lease, Some(lease(round, winner)), "round {round}");
         stored_epoch = Some(round);
     }
+}
+
+/// A read position is written `USING TIMESTAMP <seq>`: a write of an older
+/// position that lands after a newer one (two cores during a handover)
+/// leaves the newer one in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_older_read_position_does_not_overwrite_a_newer_one() {
+    let Some(store) = migrated_store("read positions", SHARED_TEST_KEYSPACE).await else {
+        return;
+    };
+    let key = SessionKey::new("reads", unique_prefix("reads"));
+    let position = |seq: u64| ReadPosition {
+        user_id: "ann".into(),
+        message_id: format!("m-{seq}"),
+        seq,
+        read_at_ms: 1_000 + seq as i64,
+    };
+    for seq in [9, 3] {
+        let write = SessionWrite {
+            reads: vec![position(seq)],
+            ..SessionWrite::default()
+        };
+        store.write_session(&key, write).await.unwrap();
+    }
+    let record = store.load_session(&key).await.unwrap();
+    assert_eq!(record.reads, vec![position(9)]);
 }
 
 /// Presence and connection rows (and connections by user) are written with

@@ -21,8 +21,8 @@
 //! - `reads` (tenant, session_id, user_id) -> `ReadPosition`
 //! - `message_ids` (tenant, message_id) -> session_id, seq: the one table not
 //!   keyed by session, written in the same transaction as its message (a file
-//!   from before this table holds no entries for older messages: an ACK of
-//!   one is NotFound)
+//!   from before this table gets it filled from `chat` at open, once, see
+//!   [`index_message_ids`])
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,9 +131,48 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(PRESENCE)?;
     txn.open_table(CONNECTIONS)?;
     txn.open_table(READS)?;
-    txn.open_table(MESSAGE_IDS)?;
+    index_message_ids(&txn)?;
     upgrade(&txn)?;
     txn.commit()?;
+    Ok(())
+}
+
+/// Creates `message_ids` and, in a file from before it, fills it from every
+/// stored message, so ACKs and history cursors work on old messages too. In
+/// the table-creation transaction: a crash leaves the old file as it was.
+fn index_message_ids(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use prost::Message as _;
+    use redb::{ReadableTable as _, TableHandle as _};
+    let exists = txn
+        .list_tables()?
+        .any(|table| table.name() == MESSAGE_IDS.name());
+    let mut index = txn.open_table(MESSAGE_IDS)?;
+    if exists {
+        return Ok(());
+    }
+    let chat = txn.open_table(CHAT)?;
+    let mut indexed = 0_u64;
+    for entry in chat.iter()? {
+        let (row_key, row) = entry?;
+        let (tenant, session_id, seq) = row_key.value();
+        let key = SessionKey::new(tenant, session_id);
+        let message = reads::decode_message(&key, seq, row.value())?;
+        if message.id.is_empty() {
+            continue;
+        }
+        let location = rows::MessageLocationRow {
+            session_id: session_id.to_owned(),
+            seq,
+        };
+        index.insert(
+            (tenant, message.id.as_str()),
+            location.encode_to_vec().as_slice(),
+        )?;
+        indexed += 1;
+    }
+    if indexed > 0 {
+        tracing::info!(indexed, "embedded store: stored messages indexed by id");
+    }
     Ok(())
 }
 

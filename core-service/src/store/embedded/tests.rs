@@ -19,6 +19,34 @@ fn message(seq: u64, client_ref: &str) -> ChatMessage {
     }
 }
 
+/// A file from before the message-id index: its messages are indexed at
+/// open, so an ACK of an old message finds it.
+#[tokio::test]
+async fn an_old_file_gets_its_messages_indexed_by_id_at_open() {
+    use prost::Message as _;
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let db = Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut chat = txn.open_table(CHAT).unwrap();
+            chat.insert(("t", "s", 7), message(7, "").encode_to_vec().as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let location = store.message_location("t", "id-7").await.unwrap();
+    assert_eq!(
+        location,
+        Some(crate::store::MessageLocation {
+            session_id: "s".to_owned(),
+            seq: 7
+        })
+    );
+    assert_eq!(store.message_location("other", "id-7").await.unwrap(), None);
+}
+
 /// A file written before idempotency was scoped by sender: its client_ref
 /// index is moved under each message's sender at open, once, and dropped.
 #[tokio::test]
