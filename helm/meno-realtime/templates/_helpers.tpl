@@ -149,6 +149,8 @@ MENO_SCYLLA_TABLE_CHAT: {{ $s.tables.chat | quote }}
 MENO_SCYLLA_TABLE_CHAT_BUCKETS: {{ $s.tables.chatBuckets | quote }}
 MENO_SCYLLA_TABLE_CHAT_BY_CLIENT_REF: {{ $s.tables.chatByClientRef | quote }}
 MENO_SCYLLA_TABLE_CHAT_BY_SENDER_REF: {{ $s.tables.chatBySenderRef | quote }}
+MENO_SCYLLA_TABLE_READ_POSITIONS: {{ $s.tables.readPositions | quote }}
+MENO_SCYLLA_TABLE_CHAT_BY_ID: {{ $s.tables.chatById | quote }}
 MENO_SCYLLA_TABLE_PRESENCE: {{ $s.tables.presence | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS: {{ $s.tables.connections | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS_BY_USER: {{ $s.tables.connectionsByUser | quote }}
