@@ -1,7 +1,9 @@
 // The demo page (ws-bridge/src/demo.html, served by meno-bridge at "/") driven
 // in real headless Chromium: a teacher and a student, each in their own
 // browser context, join one session through the page's join form, then chat,
-// type, take/move/release the lease, and leave.
+// type, take/move/release the lease, and leave. Then the page's two dialects
+// side by side: a seed-000 page and a NexusChat page (?dialect=nexus) in one
+// room chat both ways, type, read and leave.
 //
 // Run: ./run.sh (installs playwright-core, checks for Chromium, runs this).
 // Or:  node --test demo.test.mjs
@@ -128,7 +130,7 @@ async function stopBridge() {
 
 const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-async function openPage(name, role) {
+async function openPage(name, role, session = SESSION_ID) {
   const context = await browser.newContext({ viewport: { width: 1024, height: 720 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
@@ -141,7 +143,7 @@ async function openPage(name, role) {
       route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }));
   }
   await page.goto(`${bridge.baseUrl}/`);
-  await byTestId(page, 'join-session').fill(SESSION_ID);
+  await byTestId(page, 'join-session').fill(session);
   await byTestId(page, 'join-name').fill(name);
   await byTestId(page, 'join-role').selectOption(role);
   const pid = (await byTestId(page, 'join-participant-id').textContent()).trim();
@@ -309,4 +311,253 @@ test('closing a page shows its participant offline in the other', async () => {
 
 test('no page errors were logged', () => {
   assert.deepEqual([...teacher.errors, ...student.errors], []);
+});
+
+// ---------------------------------------------------------------------------
+// The two dialects side by side (DESIGN §10, issue 14): a seed-000 page in
+// session ROOM_ID and a NexusChat page (/?dialect=nexus) in room ROOM_ID.
+// Fresh pages in their own room, so nothing above leaks in.
+// ---------------------------------------------------------------------------
+
+const ROOM_ID = SESSION_ID + '-rooms';
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+let seedUser;      // a seed-000 page, as openPage returns it
+let nexusUser;     // a NexusChat page, as openNexusPage returns it, plus its frames
+let lateUser;      // a NexusChat page that joins after the chat
+let toNexus;       // the text sent from the seed-000 page
+let toSeed;        // the text sent from the NexusChat page
+
+/**
+ * Opens `/?dialect=nexus` in a new context and joins `room` as `name` through
+ * the join form. Every WebSocket frame the page sends or receives is kept,
+ * parsed, in `sent` / `received`.
+ */
+async function openNexusPage(name, room) {
+  const context = await browser.newContext({ viewport: { width: 1024, height: 720 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const who = { context, page, name, errors: [], sent: [], received: [], sockets: [] };
+  page.on('pageerror', (err) => who.errors.push(String(err)));
+  page.on('console', (msg) => { if (msg.type() === 'error') who.errors.push(msg.text()); });
+  page.on('websocket', (ws) => {
+    who.sockets.push(ws);
+    const parse = (frame) => { try { return JSON.parse(frame.payload); } catch { return { unparsed: String(frame.payload) }; } };
+    ws.on('framesent', (frame) => who.sent.push(parse(frame)));
+    ws.on('framereceived', (frame) => who.received.push(parse(frame)));
+  });
+  if (DEMO_OVERRIDE) {
+    const html = await readFile(DEMO_OVERRIDE, 'utf8');
+    await page.route((url) => url.pathname === '/', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }));
+  }
+  await page.goto(`${bridge.baseUrl}/?dialect=nexus`);
+  assert.equal(await byTestId(page, 'join-dialect').inputValue(), 'nexus', '?dialect=nexus preselects NexusChat');
+  assert.equal(await byTestId(page, 'join-role').isVisible(), false, 'NexusChat has no roles');
+  await byTestId(page, 'join-session').fill(room);
+  await byTestId(page, 'join-name').fill(name);
+  who.pid = (await byTestId(page, 'join-participant-id').textContent()).trim();
+  await byTestId(page, 'join-submit').click();
+  await page.locator('[data-testid="conn"][data-state="open"]').waitFor();
+  await byTestId(page, 'nx-app').waitFor({ state: 'visible' });
+  if (!who.sockets.length) await page.waitForEvent('websocket');
+  return who;
+}
+
+/** The first frame `who` sent (`direction` 'sent') or received ('received') that satisfies `predicate`, waiting for it if need be. */
+async function frame(who, direction, predicate) {
+  const found = who[direction].find(predicate);
+  if (found) return found;
+  // Registered in the same tick as the search above, so no frame slips between.
+  const next = await who.sockets.at(-1).waitForEvent(direction === 'sent' ? 'framesent' : 'framereceived', {
+    predicate: (f) => { try { return predicate(JSON.parse(f.payload)); } catch { return false; } },
+    timeout: WAIT_MS,
+  });
+  return JSON.parse(next.payload);
+}
+const sentFrame = (who, predicate) => frame(who, 'sent', predicate);
+const receivedFrame = (who, predicate) => frame(who, 'received', predicate);
+
+/** The member entry for `userId` in a NexusChat page, optionally with a status. */
+function nexusMember(viewer, userId, status) {
+  const statusSel = status ? `[data-status="${status}"]` : '';
+  return viewer.page.locator(`[data-testid="nx-member"][data-user-id="${userId}"]${statusSel}`);
+}
+
+/** A NexusChat page's message from `senderId` whose text is exactly `text`. */
+function nexusMessage(viewer, senderId, text) {
+  return viewer.page.locator(`[data-testid="nx-message"][data-sender-id="${senderId}"]`)
+    .filter({ has: viewer.page.locator('[data-testid="nx-msg-content"]', { hasText: text }) });
+}
+
+test('dialects: a seed-000 page and a ?dialect=nexus page join one room, each in its own view', async () => {
+  seedUser = await openPage('Cy Seed', 'student', ROOM_ID);
+  nexusUser = await openNexusPage('Dee Nexus', ROOM_ID);
+  assert.notEqual(nexusUser.pid, seedUser.pid);
+
+  // The NexusChat page connected to /ws/nexus with its identity and room.
+  assert.equal(nexusUser.sockets.length, 1);
+  const url = new URL(nexusUser.sockets[0].url());
+  assert.equal(url.pathname, '/ws/nexus');
+  assert.equal(url.searchParams.get('userId'), nexusUser.pid);
+  assert.equal(url.searchParams.get('userName'), 'Dee Nexus');
+  assert.deepEqual(url.searchParams.getAll('roomId'), [ROOM_ID]);
+
+  // Each page shows its own view only.
+  assert.equal(await byTestId(nexusUser.page, 'app').isVisible(), false);
+  assert.equal(await byTestId(seedUser.page, 'nx-app').isVisible(), false);
+  await byTestId(nexusUser.page, 'dialect-tag').filter({ hasText: 'NexusChat' }).waitFor();
+  await byTestId(seedUser.page, 'dialect-tag').filter({ hasText: 'seed 000' }).waitFor();
+  // The header links to the same room in the other dialect.
+  const other = new URL(await byTestId(seedUser.page, 'open-other').getAttribute('href'), bridge.baseUrl);
+  assert.equal(other.searchParams.get('dialect'), 'nexus');
+  assert.equal(other.searchParams.get('session'), ROOM_ID);
+
+  // The server's ROOM_JOINED arrived, and the page rendered it (an empty room so far).
+  const joined = await receivedFrame(nexusUser, (f) => f.event === 'ROOM_JOINED');
+  assert.equal(joined.data.roomId, ROOM_ID);
+  await byTestId(nexusUser.page, 'nx-chat-empty').waitFor();
+});
+
+test('dialects: each page shows the other user online', async () => {
+  await nexusMember(nexusUser, seedUser.pid, 'online')
+    .filter({ has: nexusUser.page.locator('[data-testid="nx-member-name"]', { hasText: 'Cy Seed' }) }).waitFor();
+  await nexusMember(nexusUser, nexusUser.pid, 'online').waitFor();
+  await rosterItem(seedUser, nexusUser, 'online')
+    .filter({ has: seedUser.page.locator('[data-testid="roster-name"]', { hasText: 'Dee Nexus' }) }).waitFor();
+});
+
+test('dialects: a message from the seed-000 page reaches the NexusChat page, and one back', async () => {
+  // seed 000 → NexusChat: chat.send {content} shows as NEW_MESSAGE {contentText}.
+  toNexus = 'Seed to Nexus <i>not italic</i> ' + Date.now().toString(36);
+  await byTestId(seedUser.page, 'chat-input').fill(toNexus);
+  await byTestId(seedUser.page, 'chat-send').click();
+  const got = nexusMessage(nexusUser, seedUser.pid, toNexus);
+  await got.waitFor();
+  assert.equal(await got.locator('[data-testid="nx-msg-content"]').textContent(), toNexus);
+  assert.equal(await got.locator('[data-testid="nx-msg-content"] i').count(), 0, 'shown as text');
+  assert.equal(await got.getAttribute('data-type'), 'TEXT');
+  assert.equal(await got.locator('[data-testid="nx-msg-sender"]').textContent(), 'Cy Seed');
+  assert.match(await got.getAttribute('data-message-id'), /\S/);
+
+  // NexusChat → seed 000: SEND_MSG {contentText} shows as chat.message {content}.
+  toSeed = 'Nexus to Seed & back ' + Date.now().toString(36);
+  await byTestId(nexusUser.page, 'nx-input').fill(toSeed);
+  await byTestId(nexusUser.page, 'nx-send').click();
+  const back = seedUser.page.locator(`[data-testid="chat-message"][data-participant-id="${nexusUser.pid}"]`)
+    .filter({ has: seedUser.page.locator('[data-testid="msg-content"]', { hasText: toSeed }) });
+  await back.waitFor();
+  assert.equal(await back.locator('[data-testid="msg-content"]').textContent(), toSeed);
+  assert.equal(await back.locator('[data-testid="msg-sender"]').textContent(), 'Dee Nexus');
+
+  // The NexusChat sender sees its message once (the server's NEW_MESSAGE), and the input is cleared.
+  await nexusMessage(nexusUser, nexusUser.pid, toSeed).waitFor();
+  assert.equal(await nexusMessage(nexusUser, nexusUser.pid, toSeed).count(), 1);
+  assert.equal(await byTestId(nexusUser.page, 'nx-input').inputValue(), '');
+
+  // On the wire: one SEND_MSG in the seed's envelope, with a fresh UUID traceId and clientRef.
+  const sends = nexusUser.sent.filter((f) => f.event === 'SEND_MSG');
+  assert.equal(sends.length, 1);
+  const [send] = sends;
+  assert.deepEqual(Object.keys(send).sort(), ['data', 'event', 'traceId']);
+  assert.match(send.traceId, UUID_RE);
+  assert.deepEqual({ ...send.data, clientRef: undefined },
+    { roomId: ROOM_ID, type: 'TEXT', contentText: toSeed, clientRef: undefined });
+  assert.match(send.data.clientRef, UUID_RE);
+  const echoed = await receivedFrame(nexusUser, (f) => f.event === 'NEW_MESSAGE' && f.data.contentText === toSeed);
+  assert.equal(echoed.traceId, send.traceId, 'the NEW_MESSAGE carries the SEND_MSG traceId');
+});
+
+test('dialects: the NexusChat page ACKs the message it was shown and shows the READ', async () => {
+  const shown = nexusMessage(nexusUser, seedUser.pid, toNexus);
+  const messageId = await shown.getAttribute('data-message-id');
+  const ack = await sentFrame(nexusUser, (f) => f.event === 'ACK' && f.data && f.data.messageId === messageId);
+  assert.match(ack.traceId, UUID_RE);
+  // Its own message is never ACKed.
+  const ownId = await nexusMessage(nexusUser, nexusUser.pid, toSeed).getAttribute('data-message-id');
+  assert.equal(nexusUser.sent.filter((f) => f.event === 'ACK' && f.data.messageId === ownId).length, 0);
+  // READ {roomId, userId, messageId, readAt} comes back to the room and marks the message.
+  await nexusUser.page.locator(
+    `[data-testid="nx-message"][data-message-id="${messageId}"][data-read-by~="${nexusUser.pid}"]`).waitFor();
+});
+
+test('dialects: typing shows across dialects, both ways', async () => {
+  await byTestId(nexusUser.page, 'nx-input').pressSequentially('typing in Nexus');
+  await sentFrame(nexusUser, (f) => f.event === 'TYPING' && f.data.roomId === ROOM_ID && f.data.isTyping === true);
+  await rosterItem(seedUser, nexusUser, 'typing').waitFor();
+  await byTestId(seedUser.page, 'typing-indicator').filter({ hasText: 'Dee Nexus is typing' }).waitFor();
+  await byTestId(nexusUser.page, 'nx-input').fill('');
+  await byTestId(nexusUser.page, 'nx-input').dispatchEvent('input');
+  await rosterItem(seedUser, nexusUser, 'online').waitFor();
+
+  await byTestId(seedUser.page, 'chat-input').pressSequentially('typing in seed');
+  await nexusMember(nexusUser, seedUser.pid, 'typing').waitFor();
+  await byTestId(nexusUser.page, 'nx-typing-indicator').filter({ hasText: 'Cy Seed is typing' }).waitFor();
+  await byTestId(seedUser.page, 'chat-input').fill('');
+  await byTestId(seedUser.page, 'chat-input').dispatchEvent('input');
+  await nexusMember(nexusUser, seedUser.pid, 'online').waitFor();
+  await nexusUser.page.waitForFunction(
+    () => document.querySelector('[data-testid="nx-typing-indicator"]').textContent === '');
+});
+
+test('dialects: a media message shows as a link; a refused one as an ERROR toast', async () => {
+  await byTestId(nexusUser.page, 'nx-type').selectOption('IMAGE');
+  await byTestId(nexusUser.page, 'nx-url').fill('https://example.com/cat.png');
+  await byTestId(nexusUser.page, 'nx-input').fill('a cat');
+  await byTestId(nexusUser.page, 'nx-send').click();
+  const image = nexusUser.page.locator(`[data-testid="nx-message"][data-type="IMAGE"][data-sender-id="${nexusUser.pid}"]`);
+  await image.waitFor();
+  assert.equal(await image.locator('[data-testid="nx-msg-link"]').getAttribute('href'), 'https://example.com/cat.png');
+  assert.equal(await image.locator('[data-testid="nx-msg-content"]').textContent(), 'a cat');
+  // The seed-000 page gets it as a chat.message with its caption.
+  await seedUser.page.locator(`[data-testid="chat-message"][data-participant-id="${nexusUser.pid}"]`,
+    { hasText: 'a cat' }).waitFor();
+
+  // Not http(s): the server refuses it with ERROR {code, message, retryable, event} to the sender.
+  await byTestId(nexusUser.page, 'nx-url').fill('ftp://example.com/cat.png');
+  await byTestId(nexusUser.page, 'nx-send').click();
+  const toast = nexusUser.page.locator('[data-testid="toast"][data-action="SEND_MSG"]');
+  await toast.waitFor();
+  assert.match(await toast.getAttribute('data-code'), /\S/);
+  assert.equal(await toast.getAttribute('data-retryable'), 'false');
+  const error = await receivedFrame(nexusUser, (f) => f.event === 'ERROR');
+  assert.equal(error.data.event, 'SEND_MSG');
+  assert.ok((await toast.textContent()).includes(error.data.message));
+  assert.equal(await nexusUser.page.locator('[data-testid="nx-message"][data-type="IMAGE"]').count(), 1);
+  assert.equal(await seedUser.page.locator('[data-testid="toast"]').count(), 0);
+  // The socket stays usable.
+  await nexusUser.page.locator('[data-testid="conn"][data-state="open"]').waitFor();
+  await byTestId(nexusUser.page, 'nx-type').selectOption('TEXT');
+});
+
+test('dialects: a NexusChat page joining later shows the history oldest first', async () => {
+  lateUser = await openNexusPage('Eve Later', ROOM_ID);
+  const joined = await receivedFrame(lateUser, (f) => f.event === 'ROOM_JOINED');
+  const wire = joined.data.lastMessages.map((m) => m.contentText);
+  // On the wire newest first ...
+  assert.deepEqual(wire.filter((text) => text === toNexus || text === toSeed), [toSeed, toNexus]);
+  // ... on the page oldest at the top.
+  await nexusMessage(lateUser, seedUser.pid, toNexus).waitFor();
+  const shown = await lateUser.page.locator('[data-testid="nx-msg-content"]').allTextContents();
+  assert.deepEqual(shown.filter((text) => text === toNexus || text === toSeed), [toNexus, toSeed]);
+  assert.equal(await lateUser.page.locator('[data-testid="nx-msg-sender"]').first().textContent(), 'Cy Seed');
+  // The member list came with ROOM_JOINED.
+  await nexusMember(lateUser, seedUser.pid, 'online').waitFor();
+  await nexusMember(lateUser, nexusUser.pid, 'online').waitFor();
+  // Every event the pages sent carried its own traceId.
+  const traceIds = [...nexusUser.sent, ...lateUser.sent].map((f) => f.traceId);
+  assert.ok(traceIds.length > 0 && traceIds.every((id) => UUID_RE.test(id)));
+  assert.equal(new Set(traceIds).size, traceIds.length);
+});
+
+test('dialects: closing each page shows its user offline in the other dialect', async () => {
+  await nexusUser.page.close();
+  await rosterItem(seedUser, nexusUser, 'offline').waitFor();
+  await nexusMember(lateUser, nexusUser.pid, 'offline').waitFor();
+  await seedUser.page.close();
+  await nexusMember(lateUser, seedUser.pid, 'offline').waitFor();
+});
+
+test('dialects: no page errors were logged', () => {
+  assert.deepEqual([seedUser, nexusUser, lateUser].flatMap((who) => (who ? who.errors : [])), []);
 });
