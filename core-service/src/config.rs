@@ -19,6 +19,9 @@ pub enum StoreKind {
     Scylla,
 }
 
+/// How long a call keeps its users busy (seed 004's `user:call:*` TTL).
+pub const DEFAULT_CALL_BUSY_TTL: Duration = Duration::from_secs(300);
+
 /// Session policy and tuning, shared by every session actor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
@@ -54,6 +57,11 @@ pub struct SessionConfig {
     pub resume_limit: usize,
     /// Most active sessions one tenant may have on this core.
     pub max_sessions_per_tenant: usize,
+    /// How long an offer or an answer keeps a user busy in a call unless
+    /// renewed or ended (seed 004: 300 s).
+    pub call_busy_ttl: Duration,
+    /// User events buffered per bridge stream before the stream is ended.
+    pub user_stream_buffer: usize,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +83,8 @@ impl Default for SessionConfig {
             subscriber_buffer: 4096,
             resume_limit: 1000,
             max_sessions_per_tenant: 10_000,
+            call_busy_ttl: DEFAULT_CALL_BUSY_TTL,
+            user_stream_buffer: 1024,
         }
     }
 }
@@ -119,6 +129,9 @@ pub struct CoreArgs {
     /// An idle session's actor stops after this long.
     #[arg(long, env = "MENO_SESSION_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
+    /// How long an offer or answer keeps a user busy in a call (e.g. "300s").
+    #[arg(long, env = "MENO_CALL_BUSY_TTL", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub call_busy_ttl: Duration,
     /// Settings of `--store scylla`.
     #[command(flatten)]
     pub scylla: ScyllaArgs,
@@ -165,6 +178,7 @@ impl CoreArgs {
             ring_capacity: self.ring_capacity,
             idle_timeout: positive("--session-idle-timeout", self.session_idle_timeout)?,
             max_sessions_per_tenant: self.max_sessions_per_tenant,
+            call_busy_ttl: positive("--call-busy-ttl", self.call_busy_ttl)?,
             ..SessionConfig::default()
         })
     }

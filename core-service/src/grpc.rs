@@ -1,6 +1,7 @@
 //! The gRPC face of the core: validates requests and turns them into session
 //! commands. It holds no session state of its own. Chat history
-//! (`history`) and read positions (`reads`) have their own files.
+//! (`history`), read positions (`reads`) and per-user delivery and signaling
+//! (`users`) have their own files.
 
 use std::pin::Pin;
 
@@ -28,6 +29,7 @@ use crate::validate;
 
 mod history;
 mod reads;
+mod users;
 
 /// Implements every `meno.realtime.v1` service over one registry.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod server;
 mod session;
 pub mod store;
+pub mod user;
 pub mod validate;
 
 pub use meno_common::{clock, grpc_auth, telemetry};

@@ -76,4 +76,37 @@ pub static PRESENCE_EXPIRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// User actors running.
+pub static ACTIVE_USERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(register_int_gauge!(
+        "meno_core_active_users",
+        "User actors running on this core"
+    ))
+});
+
+/// WebRTC signals relayed, by kind (offer, answer, rollback, candidate, end).
+pub static SIGNALS_RELAYED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "meno_core_signals_relayed_total",
+        "WebRTC signals relayed to a user's bridges, by kind",
+        &["kind"]
+    ))
+});
+
+/// Offers refused because the target was in another call.
+pub static CALLS_REJECTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_calls_rejected_total",
+        "Offers refused because the target was busy in another call"
+    ))
+});
+
+/// Bridge user streams ended because they fell behind.
+pub static USER_STREAMS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_user_streams_dropped_total",
+        "Bridge user-event streams ended because their buffer overflowed"
+    ))
+});
+
 pub use meno_common::metrics::{render, serve};

@@ -16,6 +16,7 @@ use crate::config::SessionConfig;
 use crate::error::CoreError;
 use crate::session::{spawn_actor, Command, Envelope, Reply};
 use crate::store::{SessionKey, Store};
+use crate::user::{UserKey, UserRegistry};
 
 type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Envelope>)>;
 
@@ -27,6 +28,8 @@ pub(crate) struct ActorContext {
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Where sessions tell users which connections came and went.
+    pub(crate) users: UserRegistry,
     actors: Arc<Mutex<ActorMap>>,
     next_actor_id: Arc<AtomicU64>,
 }
@@ -75,6 +78,20 @@ impl ActorContext {
         Ok(sender)
     }
 
+    /// Tells the users' actors about connections of session `key` that came
+    /// or went (never waits).
+    pub(crate) fn tell_users<'a>(
+        &self,
+        key: &SessionKey,
+        changes: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+    ) {
+        for (user_id, connection_id, connected) in changes {
+            let user = UserKey::new(key.tenant.clone(), user_id);
+            self.users
+                .membership(&user, &key.session_id, connection_id, connected);
+        }
+    }
+
     /// Delivers a command to the session's current actor, starting one if
     /// needed. A command that cannot be delivered is answered `Unavailable`.
     pub(crate) async fn forward(&self, key: SessionKey, mut envelope: Envelope) {
@@ -110,12 +127,14 @@ pub struct SessionRegistry {
 }
 
 impl SessionRegistry {
-    /// A registry whose actors use `store` and `clock`, and stop when
-    /// `shutdown` is cancelled (after finishing queued commands).
+    /// A registry whose actors use `store` and `clock`, tell `users` about
+    /// the connections that come and go, and stop when `shutdown` is
+    /// cancelled (after finishing queued commands).
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        config: SessionConfig,
+        config: Arc<SessionConfig>,
+        users: UserRegistry,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
@@ -123,9 +142,10 @@ impl SessionRegistry {
             context: ActorContext {
                 store,
                 clock,
-                config: Arc::new(config),
+                config,
                 shutdown,
                 tracker,
+                users,
                 actors: Arc::default(),
                 next_actor_id: Arc::default(),
             },
@@ -166,6 +186,11 @@ impl SessionRegistry {
     /// The session policy.
     pub fn config(&self) -> &SessionConfig {
         &self.context.config
+    }
+
+    /// The users of this core.
+    pub fn users(&self) -> &UserRegistry {
+        &self.context.users
     }
 
     /// How many session actors are running.

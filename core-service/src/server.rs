@@ -8,6 +8,7 @@ use meno_proto::{
     chat_service_server::ChatServiceServer, connection_service_server::ConnectionServiceServer,
     event_service_server::EventServiceServer, lease_service_server::LeaseServiceServer,
     presence_service_server::PresenceServiceServer, read_service_server::ReadServiceServer,
+    user_service_server::UserServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use crate::grpc::CoreApi;
 use crate::grpc_auth::RequireBearer;
 use crate::registry::SessionRegistry;
 use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError, TracedStore};
+use crate::user::UserRegistry;
 
 /// How often the readiness watcher asks the store whether it can serve.
 const STORE_READINESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -72,13 +74,14 @@ pub struct CoreOptions {
 }
 
 /// gRPC names of the services a core serves.
-const SERVICE_NAMES: [&str; 6] = [
+const SERVICE_NAMES: [&str; 7] = [
     "meno.realtime.v1.ConnectionService",
     "meno.realtime.v1.ChatService",
     "meno.realtime.v1.PresenceService",
     "meno.realtime.v1.LeaseService",
     "meno.realtime.v1.ReadService",
     "meno.realtime.v1.EventService",
+    "meno.realtime.v1.UserService",
 ];
 
 impl Core {
@@ -97,10 +100,18 @@ impl Core {
     ) -> Self {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let config = Arc::new(config);
+        let users = UserRegistry::new(
+            Arc::clone(&clock),
+            Arc::clone(&config),
+            shutdown.clone(),
+            tracker.clone(),
+        );
         let registry = SessionRegistry::new(
             Arc::clone(&store),
             clock,
             config,
+            users,
             shutdown.clone(),
             tracker.clone(),
         );
@@ -136,7 +147,11 @@ impl Core {
                 api.clone(),
                 auth.clone(),
             ))
-            .add_service(EventServiceServer::with_interceptor(api, auth));
+            .add_service(EventServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(UserServiceServer::with_interceptor(api, auth));
         match tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(meno_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -158,6 +173,11 @@ impl Core {
     /// The sessions of this core.
     pub fn registry(&self) -> &SessionRegistry {
         &self.registry
+    }
+
+    /// The users of this core (their actors and the bridges' user streams).
+    pub fn users(&self) -> &UserRegistry {
+        self.registry.users()
     }
 
     /// The gRPC router: every `meno.realtime.v1` service, health, reflection.

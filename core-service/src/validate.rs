@@ -23,7 +23,7 @@ pub const MAX_NAME_CHARS: usize = 80;
 /// `before_message_id` instead of scanning.
 pub const MAX_HISTORY_OFFSET: u32 = 10_000;
 
-fn id(field: &str, value: &str) -> Result<(), CoreError> {
+pub(crate) fn id(field: &str, value: &str) -> Result<(), CoreError> {
     if value.is_empty() {
         return Err(CoreError::invalid(format!("{field} is required")));
     }
@@ -230,6 +230,11 @@ pub fn presence_update(request: &PresenceUpdateRequest) -> Result<(), CoreError>
         None => Ok(()),
     }
 }
+
+mod signal;
+
+pub(crate) use signal::{set_interest, signal};
+pub use signal::{MAX_INTEREST_USERS, MAX_SDP_MID_CHARS, MAX_SDP_M_LINE_INDEX, MAX_SIGNAL_BYTES};
 
 #[cfg(test)]
 mod tests;

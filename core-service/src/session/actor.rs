@@ -116,13 +116,22 @@ async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, 
         .await?;
     recent.reverse();
     let now = context.clock.now_ms();
-    Ok(SessionState::restore(
+    let state = SessionState::restore(
         key.clone(),
         Arc::clone(&context.config),
         record,
         recent,
         now,
-    ))
+    );
+    // The users' actors may have forgotten these (a restart, a failed
+    // write): telling them again is harmless, they count by connection id.
+    context.tell_users(
+        key,
+        state
+            .connections()
+            .map(|(connection_id, user_id)| (user_id, connection_id, true)),
+    );
+    Ok(state)
 }
 
 async fn process(
@@ -376,6 +385,16 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
     };
     match written {
         Ok(()) => {
+            context.tell_users(
+                state.key(),
+                batch.memberships.iter().map(|change| {
+                    (
+                        change.user_id.as_str(),
+                        change.connection_id.as_str(),
+                        change.connected,
+                    )
+                }),
+            );
             state.publish(&batch.events);
             for reply in batch.replies {
                 reply(None);

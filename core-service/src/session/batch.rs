@@ -27,6 +27,17 @@ pub(crate) struct Batch {
     /// Subscriptions start after this batch's events are published, so their
     /// head seq is exact.
     pub(crate) subscriptions: Vec<Subscription>,
+    /// Connections registered or removed, told to their users' actors once
+    /// the batch is durable.
+    pub(crate) memberships: Vec<Membership>,
+}
+
+/// A connection of a user that came (`connected`) or went.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) user_id: String,
+    pub(crate) connection_id: String,
+    pub(crate) connected: bool,
 }
 
 impl Batch {

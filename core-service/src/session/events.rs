@@ -221,6 +221,15 @@ impl<'a> Stage<'a> {
         self.log.head_seq
     }
 
+    /// Records that a user's connection came or went, for its user actor.
+    pub(crate) fn membership(&mut self, user_id: &str, connection_id: &str, connected: bool) {
+        self.batch.memberships.push(super::batch::Membership {
+            user_id: user_id.to_owned(),
+            connection_id: connection_id.to_owned(),
+            connected,
+        });
+    }
+
     /// The rows this batch writes.
     pub(crate) fn write(&mut self) -> &mut SessionWrite {
         &mut self.batch.write

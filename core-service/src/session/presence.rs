@@ -158,6 +158,16 @@ impl Presence {
             .any(|connection| connection.info.participant_id == participant_id)
     }
 
+    /// Every registered connection: its id and its participant's.
+    pub(crate) fn connections(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.connections.values().map(|connection| {
+            (
+                connection.info.connection_id.as_str(),
+                connection.info.participant_id.as_str(),
+            )
+        })
+    }
+
     /// Whether `connection_id` is registered here.
     pub(crate) fn has_connection(&self, connection_id: &str) -> bool {
         self.connections.contains_key(connection_id)
@@ -243,6 +253,7 @@ impl Presence {
             info,
         };
         stage.write().connections.push(connection.clone());
+        stage.membership(&participant_id, &connection.info.connection_id, true);
         self.connections
             .insert(connection.info.connection_id.clone(), connection);
         // A participant that just connected is not offline.
@@ -264,6 +275,7 @@ impl Presence {
             .connections_removed
             .push(connection_id.to_owned());
         let participant_id = connection.info.participant_id;
+        stage.membership(&participant_id, connection_id, false);
         if self.is_connected(&participant_id) {
             return None;
         }

@@ -182,6 +182,11 @@ impl SessionState {
         }
     }
 
+    /// Every registered connection: its id and its participant's.
+    pub(crate) fn connections(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.presence.connections()
+    }
+
     /// True when nothing keeps the actor alive.
     pub(crate) fn is_idle(&self) -> bool {
         !self.presence.has_connections() && !self.events.has_subscribers() && !self.lease.active()
