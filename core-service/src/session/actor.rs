@@ -110,12 +110,31 @@ async fn run(
 
 async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, CoreError> {
     let record = context.store.load_session(key).await?;
+    let loaded_at = context.clock.now_ms();
+    // Connections that ran out while no actor watched them (the last one
+    // stopped after a failed write): their users may still count them.
+    context.tell_users(
+        key,
+        record
+            .connections
+            .iter()
+            .filter(|connection| connection.expires_at_ms <= loaded_at)
+            .map(|connection| {
+                (
+                    connection.info.participant_id.as_str(),
+                    connection.info.connection_id.as_str(),
+                    false,
+                )
+            }),
+    );
     let mut recent = context
         .store
         .chat_page(key, None, context.config.history_sync_limit)
         .await?;
     recent.reverse();
-    let now = context.clock.now_ms();
+    // The same instant as above: each stored connection is either told gone
+    // or restored.
+    let now = loaded_at;
     let state = SessionState::restore(
         key.clone(),
         Arc::clone(&context.config),

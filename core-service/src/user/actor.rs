@@ -30,7 +30,7 @@ pub(super) fn spawn(
     key: UserKey,
     actor_id: u64,
     registry: UserRegistry,
-) -> mpsc::UnboundedSender<UserCommand> {
+) -> mpsc::UnboundedSender<Box<UserCommand>> {
     let (sender, receiver) = mpsc::unbounded_channel();
     let tracker = registry.tracker().clone();
     tracker.spawn(run(key, actor_id, registry, receiver));
@@ -41,7 +41,7 @@ async fn run(
     key: UserKey,
     actor_id: u64,
     registry: UserRegistry,
-    mut inbox: mpsc::UnboundedReceiver<UserCommand>,
+    mut inbox: mpsc::UnboundedReceiver<Box<UserCommand>>,
 ) {
     let mut state = UserState::default();
     let mut queued = Vec::new();
@@ -54,7 +54,7 @@ async fn run(
                 let now = registry.clock().now_ms();
                 state.expire(now);
                 for command in queued.drain(..) {
-                    apply(&key, &mut state, &registry, command, now);
+                    apply(&key, &mut state, &registry, *command, now);
                 }
                 if state.is_idle() && registry.retire(&key, actor_id, &inbox) {
                     return;

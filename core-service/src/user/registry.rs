@@ -22,7 +22,9 @@ use crate::clock::Clock;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
 
-type ActorMap = HashMap<UserKey, (u64, mpsc::UnboundedSender<UserCommand>)>;
+/// Boxed commands: an actor's channel allocates slots in blocks of 32, and
+/// every connected user has one.
+type ActorMap = HashMap<UserKey, (u64, mpsc::UnboundedSender<Box<UserCommand>>)>;
 
 /// The users of this core: routes each message to its user's actor, and
 /// each user's events to the bridges interested in them.
@@ -80,6 +82,7 @@ impl UserRegistry {
         if self.inner.shutdown.is_cancelled() {
             return command.fail(CoreError::unavailable("the core is shutting down"));
         }
+        let command = Box::new(command);
         let mut actors = self.actors();
         let command = match actors.get(key) {
             Some((_, sender)) => match sender.send(command) {
@@ -123,7 +126,7 @@ impl UserRegistry {
         &self,
         key: &UserKey,
         actor_id: u64,
-        inbox: &mpsc::UnboundedReceiver<UserCommand>,
+        inbox: &mpsc::UnboundedReceiver<Box<UserCommand>>,
     ) -> bool {
         let mut actors = self.actors();
         if !inbox.is_empty() {
