@@ -368,8 +368,13 @@ def case_production(m, ctx, release, notes, crd=True):
     check(benv.get("MENO_AUTH") == "jwt" and benv.get("MENO_JWT_JWKS_URL", "").startswith("https://"),
           "JWT keys from a JWKS URL")
     check(benv.get("MENO_JWT_ISSUER") and benv.get("MENO_JWT_AUDIENCE") == "meno-web", "issuer and audience")
-    check(secret_refs(ctx["bridge"]) == {"meno-realtime-grpc-token"}, "bridge reads only the gRPC token Secret",
-          secret_refs(ctx["bridge"]))
+    check(secret_refs(ctx["bridge"]) == {"meno-realtime-grpc-token", "coturn-auth"},
+          "bridge reads only the gRPC token and TURN Secrets", secret_refs(ctx["bridge"]))
+    # WebRTC: ICE servers and the TURN secret file.
+    check(benv.get("MENO_ICE_SERVERS") == "stun:turn.example.com:3478,turn:turn.example.com:3478?transport=udp,"
+          "turns:turn.example.com:5349", "ICE servers -> --ice-servers", benv.get("MENO_ICE_SERVERS"))
+    check(benv.get("MENO_TURN_SECRET_FILE") == "/etc/meno/turn/secret", "TURN secret file mounted")
+    check(benv.get("MENO_TURN_CREDENTIAL_TTL") == "12h", "TURN credential TTL")
     # HPA.
     hpas = m.all("HorizontalPodAutoscaler")
     if check(len(hpas) == 1, "an HPA for the bridges"):

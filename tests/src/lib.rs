@@ -201,6 +201,23 @@ impl System {
         }
     }
 
+    /// Starts another bridge on the same core (split mode only) and returns
+    /// its address; it stops with the system.
+    pub async fn start_bridge(&self, bridge_config: BridgeConfig) -> SocketAddr {
+        let core_addr = self.core_addr.expect("a second bridge needs a split core");
+        let client =
+            CoreClient::connect_lazy(&format!("http://{core_addr}"), bridge_config.core_timeout)
+                .expect("core client");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind bridge");
+        let addr = listener.local_addr().expect("bridge addr");
+        let bridge = Bridge::new(client, bridge_config);
+        let stop = self.stop.clone();
+        tokio::spawn(async move { bridge.serve(listener, stop, Duration::from_secs(5)).await });
+        addr
+    }
+
     /// The WebSocket URL with a seed-000 query.
     pub fn ws_url(&self, query: &str) -> String {
         format!("ws://{}/ws?{query}", self.bridge_addr)

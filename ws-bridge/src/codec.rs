@@ -130,6 +130,14 @@ pub enum ClientCommand {
         /// The server's id of the message.
         message_id: String,
     },
+    /// Relay a WebRTC signal to another user (NexusChat's `SIGNAL_SDP`,
+    /// `SIGNAL_ICE` and our `CALL_END`).
+    Signal {
+        /// The user it is for.
+        target_id: String,
+        /// The SDP, the candidate, or the end of the call.
+        signal: meno_proto::signal_request::Kind,
+    },
     /// Enter the request's room (NexusChat's `JOIN_ROOM`).
     JoinRoom,
     /// Leave the request's room (NexusChat's `LEAVE_ROOM`).

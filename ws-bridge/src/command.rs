@@ -27,6 +27,7 @@ mod chat_send;
 mod lease;
 mod presence;
 mod read;
+mod signal;
 
 /// A command's answer for its sender, when it has one.
 pub type Outcome = Option<Reply>;
@@ -154,6 +155,9 @@ pub fn dispatch(caller: Arc<Caller>, command: ClientCommand, tag: RequestTag) ->
                 }
                 ClientCommand::MarkRead { message_id } => {
                     read::mark(&caller, message_id, trace_id).await
+                }
+                ClientCommand::Signal { target_id, signal } => {
+                    signal::relay(&caller, target_id, signal, trace_id).await
                 }
                 // The socket enters and leaves rooms itself.
                 ClientCommand::JoinRoom | ClientCommand::LeaveRoom => Err(CoreError::new(

@@ -164,6 +164,17 @@ pub struct BridgeArgs {
     /// Upgrades one client IP may make in a burst above that rate.
     #[arg(long, env = "MENO_CONNECT_BURST_PER_IP", default_value_t = 100)]
     pub connect_burst_per_ip: u32,
+    /// ICE servers for `GET /api/config/webrtc`, comma-separated `stun:`,
+    /// `turn:` and `turns:` URLs (default: the seed's public STUN servers).
+    #[arg(long, env = "MENO_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+    /// A file holding coturn's `static-auth-secret`: TURN credentials are
+    /// minted per request with it (`use-auth-secret`).
+    #[arg(long, env = "MENO_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<std::path::PathBuf>,
+    /// How long a minted TURN credential is valid.
+    #[arg(long, env = "MENO_TURN_CREDENTIAL_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub turn_credential_ttl: Duration,
     /// This bridge's id in connection rows (default: a random one).
     #[arg(long, env = "MENO_BRIDGE_ID")]
     pub bridge_id: Option<String>,
@@ -206,6 +217,8 @@ pub struct BridgeConfig {
     pub allowed_origins: Vec<String>,
     /// Message rate and connection caps.
     pub rate_limits: LimitsConfig,
+    /// ICE servers and TURN credentials for `/api/config/webrtc`.
+    pub ice: crate::ice::IceConfig,
 }
 
 impl Default for BridgeConfig {
@@ -225,6 +238,7 @@ impl Default for BridgeConfig {
             auth: None,
             allowed_origins: Vec::new(),
             rate_limits: LimitsConfig::default(),
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }
@@ -272,6 +286,25 @@ impl BridgeArgs {
                 "must be at least 1 when --connects-per-second-per-ip is set",
             ));
         }
+        if self.turn_credential_ttl.is_zero() {
+            return Err(invalid(
+                "--turn-credential-ttl",
+                "must be greater than zero",
+            ));
+        }
+        let turn_secret = match &self.turn_secret_file {
+            Some(path) => Some(std::fs::read(path).map_err(|err| ConfigError {
+                setting: "--turn-secret-file",
+                reason: format!("cannot read {}: {err}", path.display()),
+            })?),
+            None => None,
+        };
+        let ice =
+            crate::ice::IceConfig::new(&self.ice_servers, turn_secret, self.turn_credential_ttl)
+                .map_err(|err| ConfigError {
+                    setting: "--ice-servers",
+                    reason: err.to_string(),
+                })?;
         let defaults = BridgeConfig::default();
         Ok(BridgeConfig {
             ws_path: self.ws_path.clone(),
@@ -308,6 +341,7 @@ impl BridgeArgs {
                 connect_burst_per_ip: self.connect_burst_per_ip,
                 ..LimitsConfig::default()
             },
+            ice,
         })
     }
 

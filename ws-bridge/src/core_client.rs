@@ -13,7 +13,7 @@ use meno_proto::{
     chat_service_client::ChatServiceClient, connection_service_client::ConnectionServiceClient,
     event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
     presence_service_client::PresenceServiceClient, read_service_client::ReadServiceClient,
-    SessionRef,
+    user_service_client::UserServiceClient, SessionRef,
 };
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
@@ -148,6 +148,8 @@ pub struct CoreClient {
     pub lease: LeaseServiceClient<CoreChannel>,
     /// Read positions.
     pub reads: ReadServiceClient<CoreChannel>,
+    /// Per-user events and signaling.
+    pub users: UserServiceClient<CoreChannel>,
     /// Session event streams.
     pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
@@ -184,6 +186,7 @@ impl CoreClient {
             presence: PresenceServiceClient::new(intercepted.clone()),
             lease: LeaseServiceClient::new(intercepted.clone()),
             reads: ReadServiceClient::new(intercepted.clone()),
+            users: UserServiceClient::new(intercepted.clone()),
             events: EventServiceClient::new(intercepted),
             health: tonic_health::pb::health_client::HealthClient::new(transport),
             timeout,

@@ -14,7 +14,7 @@
 //! (seed 004's NexusChat: many rooms per socket).
 
 use http::StatusCode;
-use meno_proto::{ClientKind, JoinResponse, Role, SessionEvent};
+use meno_proto::{ClientKind, JoinResponse, Role, SessionEvent, UserEvent};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::Identity;
@@ -88,6 +88,19 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     /// the others only (NexusChat's TYPING): the hub skips that user's
     /// sockets of this dialect.
     fn hidden_from<'a>(&self, _event: &'a SessionEvent) -> Option<&'a str> {
+        None
+    }
+
+    /// Whether this dialect's sockets get events addressed to their user
+    /// (the per-user channel: WebRTC signals); a socket of a dialect that
+    /// shows none is not registered there.
+    fn receives_user_events(&self) -> bool {
+        false
+    }
+
+    /// Encodes one event addressed to a user, once for every socket of this
+    /// dialect; `None` for an event this dialect does not show.
+    fn encode_user_event(&self, _event: &UserEvent) -> Option<Utf8Bytes> {
         None
     }
 
@@ -251,6 +264,9 @@ pub enum Reply {
     },
     /// The socket left a room (NexusChat's `LEAVE_ROOM`).
     RoomLeft,
+    /// A call offer was refused: the target is busy (NexusChat's
+    /// `CALL_REJECTED`).
+    CallRejected(meno_proto::CallRejected),
     /// The request was refused.
     Error(ErrorEnvelope),
 }

@@ -24,6 +24,9 @@ use crate::core_client::{session_ref, CoreClient};
 use crate::dialect::{DialectId, DIALECT_COUNT};
 use crate::outbox::{Outbound, Outbox};
 
+pub mod users;
+pub use users::{UserAttached, UserHub};
+
 /// Why a socket could not be attached to its session: the core's refusal.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the core cannot stream this session: {0}")]
@@ -136,6 +139,10 @@ struct HubInner {
     draining: std::sync::atomic::AtomicBool,
     /// The bridge's drain waits for the session tasks too.
     tracker: TaskTracker,
+    /// Directed events for the users of local sockets.
+    users: UserHub,
+    /// Stops the user channel when the bridge drains.
+    stop_users: CancellationToken,
 }
 
 /// This bridge's sessions and their local sockets.
@@ -148,16 +155,31 @@ impl Hub {
     /// A hub streaming from `core`; its session tasks are spawned on
     /// `tracker`, which the bridge's drain waits for.
     pub fn new(core: CoreClient, config: Arc<BridgeConfig>, tracker: TaskTracker) -> Self {
+        let core = Arc::new(core);
+        let stop_users = CancellationToken::new();
+        let users = UserHub::new(
+            Arc::clone(&core),
+            config.bridge_id.clone(),
+            tracker.clone(),
+            stop_users.clone(),
+        );
         Self {
             inner: Arc::new(HubInner {
                 sessions: Mutex::default(),
-                core: Arc::new(core),
+                core,
                 config,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 tracker,
+                users,
+                stop_users,
             }),
         }
+    }
+
+    /// The per-user channel.
+    pub fn users(&self) -> &UserHub {
+        &self.inner.users
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<SessionKey, Arc<Fanout>>> {
@@ -173,6 +195,7 @@ impl Hub {
         self.inner
             .draining
             .store(true, std::sync::atomic::Ordering::Release);
+        self.inner.stop_users.cancel();
         let fanouts: Vec<Arc<Fanout>> = self.sessions().values().cloned().collect();
         for fanout in fanouts {
             fanout.signal(|_| Outbound::Drain);

@@ -20,6 +20,8 @@ pub mod core_client;
 pub mod dialect;
 /// Fan-out of session events to this bridge's sockets.
 pub mod hub;
+/// The ICE servers of `/api/config/webrtc`, with TURN credentials.
+pub mod ice;
 /// Message rate and connection caps.
 pub mod limits;
 /// The bridge's Prometheus metrics.

@@ -18,6 +18,10 @@ use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+/// The room number of frames from the socket's user channel (directed
+/// events): they belong to no room, carry no seq, and are always delivered.
+pub const USER_CHANNEL: u32 = u32::MAX;
+
 /// What waits for a socket's task.
 #[derive(Debug)]
 pub enum Outbound {

@@ -1,6 +1,7 @@
 //! NexusChat's REST reads on the bridge: `GET /api/rooms/{roomId}/messages`
-//! (`page` and `size`, or `before=<messageId>` and `size`) and
-//! `GET /api/rooms/{roomId}/reads`.
+//! (`page` and `size`, or `before=<messageId>` and `size`),
+//! `GET /api/rooms/{roomId}/reads` and `GET /api/config/webrtc` (the ICE
+//! servers, with TURN credentials minted per request: [`crate::ice`]).
 //!
 //! Identity as for the WebSocket: in jwt mode a bearer token
 //! (`Authorization: Bearer <token>`, or `?token=`) gives the tenant and the
@@ -20,6 +21,7 @@ use meno_common::error::{CoreError, ErrorCode};
 use meno_common::key::DEFAULT_TENANT;
 use meno_proto::{ChatHistoryRequest, GetReadsRequest, SessionRef};
 
+use crate::auth::Identity;
 use crate::codec::nexus;
 use crate::connect::{id, ConnectError};
 use crate::socket::SocketContext;
@@ -58,12 +60,32 @@ enum Endpoint {
     Reads,
 }
 
+/// `GET /api/config/webrtc`: the ICE servers, with TURN credentials minted
+/// for the caller.
+async fn webrtc_config(
+    context: &SocketContext,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<String, RestError> {
+    let params = Params::parse(query)?;
+    let (_, identity) = identify(context, &params, headers).await?;
+    let user_id = identity
+        .map(|identity| identity.participant_id)
+        .or(params.user_id)
+        .unwrap_or_else(|| String::from("anonymous"));
+    let now_s = crate::now_ms().div_euclid(1000);
+    Ok(context.config.ice.response(&user_id, now_s).to_string())
+}
+
 async fn serve(
     context: &SocketContext,
     path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<String, RestError> {
+    if path == "/api/config/webrtc" {
+        return webrtc_config(context, query, headers).await;
+    }
     let (room, endpoint) = route(path)?;
     let params = Params::parse(query)?;
     let tenant = authorize(context, &room, &params, headers).await?;
@@ -191,11 +213,31 @@ async fn authorize(
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<String, RestError> {
+    let (tenant, identity) = identify(context, params, headers).await?;
+    if let Some(identity) = identity {
+        if !identity.sessions.allows(room) {
+            return Err(RestError::Core(CoreError::new(
+                ErrorCode::PermissionDenied,
+                format!("the token does not grant room {room}"),
+            )));
+        }
+    }
+    Ok(tenant)
+}
+
+/// Who asks: the token's identity and tenant in jwt mode (401 without a
+/// valid one), the query's tenant with auth off.
+async fn identify(
+    context: &SocketContext,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<(String, Option<Identity>), RestError> {
     let Some(auth) = context.config.auth.as_ref() else {
-        return Ok(params
+        let tenant = params
             .tenant
             .clone()
-            .unwrap_or_else(|| DEFAULT_TENANT.to_owned()));
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned());
+        return Ok((tenant, None));
     };
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -222,13 +264,7 @@ async fn authorize(
             "tenant contradicts the token's tenant".into(),
         ));
     }
-    if !identity.sessions.allows(room) {
-        return Err(RestError::Core(CoreError::new(
-            ErrorCode::PermissionDenied,
-            format!("the token does not grant room {room}"),
-        )));
-    }
-    Ok(tenant)
+    Ok((tenant, Some(identity)))
 }
 
 /// Why a REST request was refused.

@@ -147,6 +147,28 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         identity: admission.identity.clone(),
     });
     let (outbox, mut outbound) = outbox(config.outbound_queue_bytes);
+    // Events addressed to the user (signals) come on the user channel, for
+    // the dialects that show them; registered before any room is entered,
+    // so nothing sent to the user once it is in a room can miss the socket.
+    let _user_channel = if dialect.receives_user_events() {
+        let attach = context.hub.users().attach(
+            &admission.tenant,
+            &admission.user_id,
+            &base.connection.connection_id,
+            dialect.id(),
+            outbox.clone(),
+        );
+        match Box::pin(attach).await {
+            Ok(attached) => Some(attached),
+            Err(err) => {
+                let closing = Closing::new(close_code::TRY_AGAIN_LATER, "core unavailable");
+                refuse(&mut ws, dialect, &err, closing, timeout).await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let mut rooms = Rooms::new(outbox);
     let mut start: Vec<Message> = Vec::new();
     for session_id in &admission.rooms {
@@ -493,7 +515,8 @@ impl Session {
                     .with_label_values(&[error.code.as_str()])
                     .inc();
             }
-            Reply::Duplicate(_) | Reply::Pong { .. } | Reply::RoomLeft => {}
+            Reply::Duplicate(_) | Reply::Pong { .. } | Reply::RoomLeft | Reply::CallRejected(_) => {
+            }
         }
         let session_id = room
             .as_deref()

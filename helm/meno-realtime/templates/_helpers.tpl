@@ -273,6 +273,14 @@ check stops `helm install`/`helm template` with a message naming the value.
 {{- if and (eq $v.auth.mode "jwt") (eq $v.auth.jwt.keySource "jwksUrl") (not $v.auth.jwt.jwksUrl) }}
 {{- fail "auth.jwt.jwksUrl: required when auth.jwt.keySource is jwksUrl" }}
 {{- end }}
+{{- $turnUrls := 0 }}
+{{- range $v.webrtc.iceServers }}{{ if or (hasPrefix "turn:" .) (hasPrefix "turns:" .) }}{{ $turnUrls = add1 $turnUrls }}{{ end }}{{ end }}
+{{- if and (gt $turnUrls 0) (not $v.webrtc.turn.existingSecret) }}
+{{- fail "webrtc.turn.existingSecret: name the Secret with coturn's static-auth-secret when webrtc.iceServers has turn: URLs" }}
+{{- end }}
+{{- if and $v.webrtc.turn.existingSecret (eq $turnUrls 0) }}
+{{- fail "webrtc.turn.existingSecret is set but webrtc.iceServers has no turn: or turns: URL" }}
+{{- end }}
 {{- if and $v.bridge.tls.enabled (not $v.bridge.tls.existingSecret) }}
 {{- fail "bridge.tls.existingSecret: name the kubernetes.io/tls Secret when bridge.tls.enabled is true" }}
 {{- end }}

@@ -61,12 +61,12 @@
 //!   the order given; callers pass messages newest first and members online.
 //! - `ERROR.data` is seed 000's `error` data with `event` in place of
 //!   `action`: `code` is one of seed 000's code names.
-//! - WebRTC signaling (issue 14 leaves it to the next issue): `SIGNAL_SDP`
-//!   and `SIGNAL_ICE` are decoded (`sdpMLineIndex` 0..=65535, `sdp` and
-//!   `candidate` non-empty and up to `max_content_bytes`, `sdpMid` up to
-//!   `max_id_len` characters) and their relays and
-//!   `CALL_REJECTED` encoded in the seed's shape, relayed as received; the
-//!   seed names no end-call event, so none is decoded.
+//! - WebRTC signaling: `SIGNAL_SDP` and `SIGNAL_ICE` are decoded
+//!   (`sdpMLineIndex` 0..=65535, `sdp` and `candidate` non-empty and up to
+//!   `max_content_bytes`, `sdpMid` up to `max_id_len` characters); their
+//!   relays are the seed's shape plus `senderId` (a callee must know who
+//!   calls). The seed leaves the end-call signal TBD: ours is
+//!   `CALL_END {targetId}`, relayed as `CALL_END {senderId}`.
 
 use serde_json::{Map, Value};
 
@@ -87,9 +87,9 @@ mod refusal_tests;
 
 pub use decode::{decode, decode_with};
 pub use encode::{
-    encode_call_rejected, encode_error, encode_history_page, encode_new_message, encode_presence,
-    encode_read, encode_reads, encode_room_joined, encode_room_left, encode_signal_ice,
-    encode_signal_sdp, encode_typing,
+    encode_call_end, encode_call_rejected, encode_error, encode_history_page, encode_new_message,
+    encode_presence, encode_read, encode_reads, encode_room_joined, encode_room_left,
+    encode_signal_ice, encode_signal_sdp, encode_typing,
 };
 pub use error::NexusError;
 
@@ -109,6 +109,8 @@ pub mod client_event {
     pub const SIGNAL_SDP: &str = "SIGNAL_SDP";
     /// A WebRTC ICE candidate for one user.
     pub const SIGNAL_ICE: &str = "SIGNAL_ICE";
+    /// End a call with one user (ours: the seed leaves it TBD).
+    pub const CALL_END: &str = "CALL_END";
 }
 
 /// The server events of NexusChat (`event`).
@@ -131,6 +133,8 @@ pub mod server_event {
     pub const SIGNAL_ICE: &str = "SIGNAL_ICE";
     /// A call offer to a busy user.
     pub const CALL_REJECTED: &str = "CALL_REJECTED";
+    /// The other user ended the call (ours).
+    pub const CALL_END: &str = "CALL_END";
     /// A refusal, to the sender only.
     pub const ERROR: &str = "ERROR";
 }
@@ -226,7 +230,8 @@ impl SdpType {
         }
     }
 
-    fn from_wire_name(name: &str) -> Option<Self> {
+    /// The type a client names.
+    pub fn from_wire_name(name: &str) -> Option<Self> {
         [Self::Offer, Self::Answer, Self::Rollback]
             .into_iter()
             .find(|kind| kind.wire_name() == name)
@@ -290,6 +295,11 @@ pub enum NexusCommand {
         sdp_mid: Option<String>,
         /// The media line index.
         sdp_m_line_index: u16,
+    },
+    /// `CALL_END` (ours): end the call with one user.
+    CallEnd {
+        /// The other user.
+        target_id: String,
     },
 }
 

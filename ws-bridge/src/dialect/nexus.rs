@@ -17,8 +17,9 @@ use std::sync::Arc;
 use meno_common::error::ErrorCode;
 use meno_common::key::DEFAULT_TENANT;
 use meno_proto::{
-    join_response, session_event, ClientKind, JoinResponse, MessageKind, PresenceState,
-    PresenceStatus, Role, SessionEvent,
+    join_response, session_event, signal, signal_request, user_event, CallEnd, ClientKind,
+    IceSignal, JoinResponse, MessageKind, PresenceState, PresenceStatus, Role, SdpSignal,
+    SdpType as ProtoSdpType, SessionEvent, UserEvent,
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -26,7 +27,7 @@ use super::{
     Admission, Dialect, DialectId, PendingConnect, Refusal, Reply, Request, RequestTag, Undecodable,
 };
 use crate::auth::Identity;
-use crate::codec::nexus::{self, MessageType, NexusCommand};
+use crate::codec::nexus::{self, MessageType, NexusCommand, SdpType};
 use crate::codec::{ClientCommand, ErrorEnvelope, Limits};
 use crate::connect::nexus::{parse_nexus_connect, NexusConnect};
 use crate::connect::MAX_NAME_CHARS;
@@ -106,19 +107,35 @@ impl Dialect for Nexus {
             NexusCommand::Ack { message_id } => (ClientCommand::MarkRead { message_id }, None),
             NexusCommand::JoinRoom { room_id } => (ClientCommand::JoinRoom, Some(room_id)),
             NexusCommand::LeaveRoom { room_id } => (ClientCommand::LeaveRoom, Some(room_id)),
-            NexusCommand::SignalSdp { .. } | NexusCommand::SignalIce { .. } => {
-                return Err(Undecodable {
-                    error: ErrorEnvelope {
-                        code: ErrorCode::InvalidArgument,
-                        message: format!(
-                            "{} is not served yet: WebRTC signaling comes with per-user delivery",
-                            decoded.event
-                        ),
-                        action: Some(decoded.event.to_owned()),
-                        retry_after_ms: None,
-                    },
-                    trace_id: Some(trace_id.to_string()),
-                })
+            NexusCommand::SignalSdp {
+                target_id,
+                sdp_type,
+                sdp,
+            } => {
+                let sdp = SdpSignal {
+                    r#type: proto_sdp_type(sdp_type) as i32,
+                    sdp,
+                };
+                let signal = signal_request::Kind::Sdp(sdp);
+                (ClientCommand::Signal { target_id, signal }, None)
+            }
+            NexusCommand::SignalIce {
+                target_id,
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+            } => {
+                let ice = IceSignal {
+                    candidate,
+                    sdp_mid,
+                    sdp_m_line_index: u32::from(sdp_m_line_index),
+                };
+                let signal = signal_request::Kind::Ice(ice);
+                (ClientCommand::Signal { target_id, signal }, None)
+            }
+            NexusCommand::CallEnd { target_id } => {
+                let signal = signal_request::Kind::End(CallEnd {});
+                (ClientCommand::Signal { target_id, signal }, None)
             }
         };
         Ok(Request { command, tag, room })
@@ -153,6 +170,41 @@ impl Dialect for Nexus {
                 read.read_at_ms,
             ),
             session_event::Kind::Lease(_) => return None,
+        };
+        Some(Utf8Bytes::from(frame))
+    }
+
+    fn receives_user_events(&self) -> bool {
+        true
+    }
+
+    fn encode_user_event(&self, event: &UserEvent) -> Option<Utf8Bytes> {
+        let trace_id = if event.trace_id.is_empty() {
+            new_trace_id()
+        } else {
+            event.trace_id.clone()
+        };
+        let user_event::Kind::Signal(signal) = event.kind.as_ref()?;
+        let (sender, target) = (signal.sender_id.as_str(), signal.target_id.as_str());
+        let frame = match signal.kind.as_ref()? {
+            signal::Kind::Sdp(sdp) => {
+                let sdp_type = match sdp.r#type() {
+                    ProtoSdpType::Offer => SdpType::Offer,
+                    ProtoSdpType::Answer => SdpType::Answer,
+                    ProtoSdpType::Rollback => SdpType::Rollback,
+                    ProtoSdpType::Unspecified => return None,
+                };
+                nexus::encode_signal_sdp(&trace_id, sender, target, sdp_type, &sdp.sdp)
+            }
+            signal::Kind::Ice(ice) => nexus::encode_signal_ice(
+                &trace_id,
+                sender,
+                target,
+                &ice.candidate,
+                ice.sdp_mid.as_deref(),
+                u16::try_from(ice.sdp_m_line_index).ok()?,
+            ),
+            signal::Kind::End(_) => nexus::encode_call_end(&trace_id, sender),
         };
         Some(Utf8Bytes::from(frame))
     }
@@ -224,6 +276,12 @@ impl Dialect for Nexus {
         Utf8Bytes::from(match reply {
             Reply::Duplicate(stored) => nexus::encode_new_message(&trace_id, session_id, stored),
             Reply::RoomLeft => nexus::encode_room_left(&trace_id, session_id),
+            Reply::CallRejected(rejected) => nexus::encode_call_rejected(
+                &trace_id,
+                &rejected.caller_id,
+                &rejected.target_id,
+                &rejected.reason,
+            ),
             Reply::Error(error) => {
                 let mut error = error.clone();
                 error.action.get_or_insert_with(|| tag.action.to_owned());
@@ -246,6 +304,15 @@ impl Dialect for Nexus {
     fn encode_error(&self, error: &ErrorEnvelope, trace_id: Option<&str>) -> Utf8Bytes {
         let trace_id = trace_id.map_or_else(new_trace_id, str::to_owned);
         Utf8Bytes::from(nexus::encode_error(&trace_id, error))
+    }
+}
+
+/// The contract's SDP type of a NexusChat one.
+fn proto_sdp_type(sdp_type: SdpType) -> ProtoSdpType {
+    match sdp_type {
+        SdpType::Offer => ProtoSdpType::Offer,
+        SdpType::Answer => ProtoSdpType::Answer,
+        SdpType::Rollback => ProtoSdpType::Rollback,
     }
 }
 

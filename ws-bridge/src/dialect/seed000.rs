@@ -111,7 +111,7 @@ impl Dialect for Seed000 {
                 seed000::encode_error(&error)
             }
             // Not a seed-000 request: a socket is in its one session for life.
-            Reply::RoomLeft => seed000::encode_error(&ErrorEnvelope {
+            Reply::RoomLeft | Reply::CallRejected(_) => seed000::encode_error(&ErrorEnvelope {
                 code: meno_common::error::ErrorCode::Internal,
                 message: "not a seed-000 reply".into(),
                 action: Some(tag.action.to_owned()),

@@ -100,7 +100,8 @@ impl Rooms {
     /// attachment queues to.
     pub(crate) fn reserve(&mut self) -> (u32, Outbox) {
         let number = self.next_number;
-        self.next_number = self.next_number.wrapping_add(1);
+        // Never the user channel's number.
+        self.next_number = (self.next_number + 1) % crate::outbox::USER_CHANNEL;
         (number, self.outbox.clone())
     }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::close::{close_code, Closing};
 use super::Ws;
-use crate::outbox::{Outbound, KEPT_CAPACITY};
+use crate::outbox::{Outbound, KEPT_CAPACITY, USER_CHANNEL};
 
 /// Why a write did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,9 @@ pub(crate) fn take(queued: &mut Vec<Outbound>, rooms: &mut impl Deliveries) -> T
     let mut taken = Taken::default();
     for outbound in queued.drain(..) {
         match outbound {
+            Outbound::Frame { room, frame, .. } if room == USER_CHANNEL => {
+                taken.frames.push(Message::Text(frame));
+            }
             Outbound::Frame { room, seq, frame } => {
                 if rooms
                     .delivery(room)

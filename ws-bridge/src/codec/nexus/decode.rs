@@ -80,7 +80,7 @@ type Parse = fn(Fields, &Limits) -> Result<NexusCommand, NexusError>;
 
 /// Every client event and its parser: adding an event is one row here (and
 /// its parser).
-const EVENTS: [(&str, Parse); 7] = [
+const EVENTS: [(&str, Parse); 8] = [
     (client_event::SEND_MSG, send_message),
     (client_event::TYPING, |mut fields, limits| {
         Ok(NexusCommand::Typing {
@@ -105,6 +105,11 @@ const EVENTS: [(&str, Parse); 7] = [
     }),
     (client_event::SIGNAL_SDP, signal_sdp),
     (client_event::SIGNAL_ICE, signal_ice),
+    (client_event::CALL_END, |mut fields, limits| {
+        Ok(NexusCommand::CallEnd {
+            target_id: fields.required_id("targetId", limits)?,
+        })
+    }),
 ];
 
 /// Splits `{event, data}` into a known event and its `data` object; every

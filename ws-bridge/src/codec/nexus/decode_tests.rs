@@ -262,6 +262,17 @@ fn signal_ice_with_and_without_sdp_mid() {
 }
 
 #[test]
+fn call_end_names_the_other_user() {
+    let request = ok(envelope("CALL_END", json!({"targetId": USER})));
+    assert_eq!(
+        request.command,
+        NexusCommand::CallEnd {
+            target_id: USER.into()
+        }
+    );
+}
+
+#[test]
 fn a_sane_trace_id_is_kept_and_any_other_is_dropped() {
     let with_trace = |trace: Value| {
         ok(json!({"event": "JOIN_ROOM", "traceId": trace, "data": {"roomId": ROOM}})).trace_id

@@ -110,12 +110,19 @@ pub fn encode_error(trace_id: &str, error: &ErrorEnvelope) -> String {
     )
 }
 
-/// `SIGNAL_SDP`, relayed as received.
-pub fn encode_signal_sdp(trace_id: &str, target_id: &str, sdp_type: SdpType, sdp: &str) -> String {
+/// `SIGNAL_SDP`, relayed as received, with who sent it.
+pub fn encode_signal_sdp(
+    trace_id: &str,
+    sender_id: &str,
+    target_id: &str,
+    sdp_type: SdpType,
+    sdp: &str,
+) -> String {
     envelope(
         server_event::SIGNAL_SDP,
         trace_id,
         SignalSdpData {
+            sender_id,
             target_id,
             sdp_type: sdp_type.wire_name(),
             sdp,
@@ -123,9 +130,11 @@ pub fn encode_signal_sdp(trace_id: &str, target_id: &str, sdp_type: SdpType, sdp
     )
 }
 
-/// `SIGNAL_ICE`, relayed as received; `sdpMid` is left out when absent.
+/// `SIGNAL_ICE`, relayed as received, with who sent it; `sdpMid` is left
+/// out when absent.
 pub fn encode_signal_ice(
     trace_id: &str,
+    sender_id: &str,
     target_id: &str,
     candidate: &str,
     sdp_mid: Option<&str>,
@@ -135,12 +144,18 @@ pub fn encode_signal_ice(
         server_event::SIGNAL_ICE,
         trace_id,
         SignalIceData {
+            sender_id,
             target_id,
             candidate,
             sdp_mid,
             sdp_m_line_index,
         },
     )
+}
+
+/// `CALL_END` (ours): `sender_id` ended the call.
+pub fn encode_call_end(trace_id: &str, sender_id: &str) -> String {
+    envelope(server_event::CALL_END, trace_id, CallEndData { sender_id })
 }
 
 /// `CALL_REJECTED`: `target_id` is in another call (status `busy`).
@@ -332,6 +347,7 @@ struct ErrorData<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignalSdpData<'a> {
+    sender_id: &'a str,
     target_id: &'a str,
     #[serde(rename = "type")]
     sdp_type: &'static str,
@@ -341,11 +357,18 @@ struct SignalSdpData<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignalIceData<'a> {
+    sender_id: &'a str,
     target_id: &'a str,
     candidate: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sdp_mid: Option<&'a str>,
     sdp_m_line_index: u16,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallEndData<'a> {
+    sender_id: &'a str,
 }
 
 #[derive(Serialize)]

@@ -9,9 +9,9 @@ use meno_proto::{ChatMessage, PresenceState, PresenceStatus, Role};
 use serde_json::{json, Value};
 
 use super::{
-    decode, encode_call_rejected, encode_error, encode_history_page, encode_new_message,
-    encode_presence, encode_read, encode_room_joined, encode_room_left, encode_signal_ice,
-    encode_signal_sdp, encode_typing, SdpType,
+    decode, encode_call_end, encode_call_rejected, encode_error, encode_history_page,
+    encode_new_message, encode_presence, encode_read, encode_room_joined, encode_room_left,
+    encode_signal_ice, encode_signal_sdp, encode_typing, SdpType,
 };
 use crate::codec::ErrorEnvelope;
 
@@ -302,10 +302,10 @@ fn error_from_the_core_keeps_code_and_retry_hint() {
 fn signal_sdp_relayed() {
     for sdp_type in [SdpType::Offer, SdpType::Answer, SdpType::Rollback] {
         assert_eq!(
-            parsed(&encode_signal_sdp(TRACE, PEER, sdp_type, "v=0\r\n")),
+            parsed(&encode_signal_sdp(TRACE, USER, PEER, sdp_type, "v=0\r\n")),
             envelope(
                 "SIGNAL_SDP",
-                json!({"targetId": PEER, "type": sdp_type.wire_name(), "sdp": "v=0\r\n"})
+                json!({"senderId": USER, "targetId": PEER, "type": sdp_type.wire_name(), "sdp": "v=0\r\n"})
             )
         );
     }
@@ -315,18 +315,33 @@ fn signal_sdp_relayed() {
 fn signal_ice_relayed() {
     let candidate = "candidate:842163049 1 udp 1677729535 203.0.113.7 3478 typ srflx";
     assert_eq!(
-        parsed(&encode_signal_ice(TRACE, PEER, candidate, Some("0"), 0)),
+        parsed(&encode_signal_ice(
+            TRACE,
+            USER,
+            PEER,
+            candidate,
+            Some("0"),
+            0
+        )),
         envelope(
             "SIGNAL_ICE",
-            json!({"targetId": PEER, "candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0})
+            json!({"senderId": USER, "targetId": PEER, "candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0})
         )
     );
     assert_eq!(
-        parsed(&encode_signal_ice(TRACE, PEER, candidate, None, 1)),
+        parsed(&encode_signal_ice(TRACE, USER, PEER, candidate, None, 1)),
         envelope(
             "SIGNAL_ICE",
-            json!({"targetId": PEER, "candidate": candidate, "sdpMLineIndex": 1})
+            json!({"senderId": USER, "targetId": PEER, "candidate": candidate, "sdpMLineIndex": 1})
         )
+    );
+}
+
+#[test]
+fn call_end_relayed_with_its_sender() {
+    assert_eq!(
+        parsed(&encode_call_end(TRACE, USER)),
+        envelope("CALL_END", json!({"senderId": USER}))
     );
 }
 

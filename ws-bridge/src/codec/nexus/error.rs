@@ -49,7 +49,7 @@ pub enum NexusError {
     },
     /// `event` names nothing a client may send.
     #[error(
-        "unknown event {event:?}: expected SEND_MSG, TYPING, ACK, JOIN_ROOM, LEAVE_ROOM, SIGNAL_SDP or SIGNAL_ICE"
+        "unknown event {event:?}: expected SEND_MSG, TYPING, ACK, JOIN_ROOM, LEAVE_ROOM, SIGNAL_SDP, SIGNAL_ICE or CALL_END"
     )]
     UnknownEvent {
         /// The event as sent, cut to a bounded length.

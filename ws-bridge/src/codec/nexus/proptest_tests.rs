@@ -97,6 +97,7 @@ fn command() -> impl Strategy<Value = NexusCommand> {
         1 => id().prop_map(|message_id| NexusCommand::Ack { message_id }),
         1 => id().prop_map(|room_id| NexusCommand::JoinRoom { room_id }),
         1 => id().prop_map(|room_id| NexusCommand::LeaveRoom { room_id }),
+        1 => id().prop_map(|target_id| NexusCommand::CallEnd { target_id }),
         1 => (
             id(),
             proptest::sample::select(vec![SdpType::Offer, SdpType::Answer, SdpType::Rollback]),
@@ -180,6 +181,10 @@ fn to_client(command: &NexusCommand, nulls: bool) -> (&'static str, Value) {
             put("sdpMid", optional(sdp_mid.map(Value::String)));
             put("sdpMLineIndex", Some(json!(sdp_m_line_index)));
             "SIGNAL_ICE"
+        }
+        NexusCommand::CallEnd { target_id } => {
+            put("targetId", Some(json!(target_id)));
+            "CALL_END"
         }
     };
     (event, Value::Object(data))

@@ -88,7 +88,7 @@ fn event_missing_not_a_string_or_unknown() {
     let unknown = refused("NEW_MESSAGE", json!({}));
     assert_eq!(
         unknown.to_string(),
-        "unknown event \"NEW_MESSAGE\": expected SEND_MSG, TYPING, ACK, JOIN_ROOM, LEAVE_ROOM, SIGNAL_SDP or SIGNAL_ICE"
+        "unknown event \"NEW_MESSAGE\": expected SEND_MSG, TYPING, ACK, JOIN_ROOM, LEAVE_ROOM, SIGNAL_SDP, SIGNAL_ICE or CALL_END"
     );
     assert_eq!(unknown.event(), Some("NEW_MESSAGE"));
     // Event names are case-sensitive, as the seed writes them.

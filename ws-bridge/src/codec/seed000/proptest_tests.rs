@@ -307,6 +307,7 @@ fn to_client_json(command: &ClientCommand, style: &Style) -> String {
         ClientCommand::TypedSend { .. }
         | ClientCommand::Typing { .. }
         | ClientCommand::MarkRead { .. }
+        | ClientCommand::Signal { .. }
         | ClientCommand::JoinRoom
         | ClientCommand::LeaveRoom => unreachable!("not a seed-000 command"),
     };
