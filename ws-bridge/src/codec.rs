@@ -14,6 +14,8 @@ use meno_common::error::{CoreError, ErrorCode};
 use meno_proto::PresenceStatus;
 use serde_json::{Map, Value};
 
+pub mod assistant;
+pub mod direct;
 mod fields;
 pub mod nexus;
 pub mod seed000;
@@ -138,10 +140,44 @@ pub enum ClientCommand {
         /// The SDP, the candidate, or the end of the call.
         signal: meno_proto::signal_request::Kind,
     },
+    /// Hand a client's text or voice to the tenant's backends (the
+    /// assistant dialect, seed 003).
+    Backend(BackendItem),
     /// Enter the request's room (NexusChat's `JOIN_ROOM`).
     JoinRoom,
     /// Leave the request's room (NexusChat's `LEAVE_ROOM`).
     LeaveRoom,
+}
+
+/// What the assistant dialect hands to a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendItem {
+    /// Text for the assistant backend.
+    Text {
+        /// The text.
+        content: String,
+        /// The client's chat session id, empty when none.
+        session_id: String,
+    },
+    /// A voice session starts.
+    VoiceStart {
+        /// Its id.
+        voice_session_id: String,
+        /// Its audio format.
+        audio_format: String,
+    },
+    /// One chunk of audio.
+    VoiceData {
+        /// The voice session.
+        voice_session_id: String,
+        /// The bytes.
+        audio: Vec<u8>,
+    },
+    /// A voice session ends.
+    VoiceEnd {
+        /// The voice session.
+        voice_session_id: String,
+    },
 }
 
 /// A client envelope the bridge refuses before it reaches the core.

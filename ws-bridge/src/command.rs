@@ -23,6 +23,7 @@ use crate::dialect::{Reply, RequestTag};
 use crate::socket::SocketContext;
 
 mod auth_refresh;
+mod backend;
 mod chat_send;
 mod lease;
 mod presence;
@@ -159,6 +160,7 @@ pub fn dispatch(caller: Arc<Caller>, command: ClientCommand, tag: RequestTag) ->
                 ClientCommand::Signal { target_id, signal } => {
                     signal::relay(&caller, target_id, signal, trace_id).await
                 }
+                ClientCommand::Backend(item) => backend::submit(&caller, item, trace_id).await,
                 // The socket enters and leaves rooms itself.
                 ClientCommand::JoinRoom | ClientCommand::LeaveRoom => Err(CoreError::new(
                     meno_common::error::ErrorCode::InvalidArgument,

@@ -164,6 +164,15 @@ pub struct BridgeArgs {
     /// Upgrades one client IP may make in a burst above that rate.
     #[arg(long, env = "MENO_CONNECT_BURST_PER_IP", default_value_t = 100)]
     pub connect_burst_per_ip: u32,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client's address; from any other peer
+    /// the header is ignored.
+    #[arg(long, env = "MENO_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// How often the bridge refreshes its sockets in the connection
+    /// registry (their TTL is the core's `--connection-registry-ttl`).
+    #[arg(long, env = "MENO_REGISTRY_TOUCH_INTERVAL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub registry_touch_interval: Duration,
     /// ICE servers for `GET /api/config/webrtc`, comma-separated `stun:`,
     /// `turn:` and `turns:` URLs (default: the seed's public STUN servers).
     #[arg(long, env = "MENO_ICE_SERVERS", value_delimiter = ',')]
@@ -219,6 +228,10 @@ pub struct BridgeConfig {
     pub rate_limits: LimitsConfig,
     /// ICE servers and TURN credentials for `/api/config/webrtc`.
     pub ice: crate::ice::IceConfig,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Registry refresh interval.
+    pub registry_touch_interval: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -239,6 +252,8 @@ impl Default for BridgeConfig {
             allowed_origins: Vec::new(),
             rate_limits: LimitsConfig::default(),
             ice: crate::ice::IceConfig::default(),
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
+            registry_touch_interval: Duration::from_secs(120),
         }
     }
 }
@@ -305,6 +320,17 @@ impl BridgeArgs {
                     setting: "--ice-servers",
                     reason: err.to_string(),
                 })?;
+        let trusted_proxies = crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|reason| ConfigError {
+                setting: "--trusted-proxies",
+                reason,
+            })?;
+        if self.registry_touch_interval.is_zero() {
+            return Err(invalid(
+                "--registry-touch-interval",
+                "must be greater than zero",
+            ));
+        }
         let defaults = BridgeConfig::default();
         Ok(BridgeConfig {
             ws_path: self.ws_path.clone(),
@@ -342,6 +368,8 @@ impl BridgeArgs {
                 ..LimitsConfig::default()
             },
             ice,
+            trusted_proxies,
+            registry_touch_interval: self.registry_touch_interval,
         })
     }
 

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use meno_proto::{ClientKind, Role};
 
+pub mod assistant;
 pub mod nexus;
 
 /// Longest `sessionId` / `participantId`, in characters.

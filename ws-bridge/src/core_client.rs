@@ -10,9 +10,10 @@ use std::time::Duration;
 use meno_common::grpc_auth::BearerToken;
 use meno_common::key::SessionKey;
 use meno_proto::{
-    chat_service_client::ChatServiceClient, connection_service_client::ConnectionServiceClient,
-    event_service_client::EventServiceClient, lease_service_client::LeaseServiceClient,
-    presence_service_client::PresenceServiceClient, read_service_client::ReadServiceClient,
+    backend_service_client::BackendServiceClient, chat_service_client::ChatServiceClient,
+    connection_service_client::ConnectionServiceClient, event_service_client::EventServiceClient,
+    lease_service_client::LeaseServiceClient, presence_service_client::PresenceServiceClient,
+    read_service_client::ReadServiceClient, registry_service_client::RegistryServiceClient,
     user_service_client::UserServiceClient, SessionRef,
 };
 use tonic::body::Body;
@@ -150,6 +151,10 @@ pub struct CoreClient {
     pub reads: ReadServiceClient<CoreChannel>,
     /// Per-user events and signaling.
     pub users: UserServiceClient<CoreChannel>,
+    /// The tenant's backends (assistant, voice).
+    pub backends: BackendServiceClient<CoreChannel>,
+    /// The connection registry.
+    pub registry: RegistryServiceClient<CoreChannel>,
     /// Session event streams.
     pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
@@ -187,6 +192,8 @@ impl CoreClient {
             lease: LeaseServiceClient::new(intercepted.clone()),
             reads: ReadServiceClient::new(intercepted.clone()),
             users: UserServiceClient::new(intercepted.clone()),
+            backends: BackendServiceClient::new(intercepted.clone()),
+            registry: RegistryServiceClient::new(intercepted.clone()),
             events: EventServiceClient::new(intercepted),
             health: tonic_health::pb::health_client::HealthClient::new(transport),
             timeout,

@@ -20,12 +20,13 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::auth::Identity;
 use crate::codec::{ClientCommand, ErrorEnvelope, Limits, ProtocolError};
 
+pub mod assistant;
 pub mod nexus;
 pub mod seed000;
 
 /// Every dialect this bridge speaks, in the order selection tries them; a
 /// dialect's [`DialectId`] is its index here.
-pub static DIALECTS: [&dyn Dialect; 2] = [&seed000::Seed000, &nexus::Nexus];
+pub static DIALECTS: [&dyn Dialect; 3] = [&seed000::Seed000, &nexus::Nexus, &assistant::Assistant];
 
 /// How many dialects there are: the hub keeps one encoding slot for each.
 pub const DIALECT_COUNT: usize = DIALECTS.len();

@@ -160,6 +160,7 @@ impl Hub {
         let users = UserHub::new(
             Arc::clone(&core),
             config.bridge_id.clone(),
+            config.registry_touch_interval,
             tracker.clone(),
             stop_users.clone(),
         );

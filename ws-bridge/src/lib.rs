@@ -6,6 +6,8 @@
 
 /// JWT verification of upgrades and token refreshes.
 pub mod auth;
+/// The client's address, behind trusted proxies.
+pub mod client_ip;
 /// The pure JSON codecs of each dialect and the vocabulary they share.
 pub mod codec;
 /// One handler per client command, each a call to the core.
@@ -28,6 +30,8 @@ pub mod limits;
 pub mod metrics;
 /// A socket's bounded outbound queue.
 pub mod outbox;
+/// The bridge's part in the connection registry.
+pub mod registry;
 /// NexusChat's REST reads (`/api/rooms/...`).
 pub mod rest;
 /// HTTP: the upgrade, health, readiness, metrics, the demo page, the drain.

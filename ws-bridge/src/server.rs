@@ -388,7 +388,18 @@ impl Bridge {
             dialect,
             admission,
             permit,
-            ip: peer.ip().to_string(),
+            ip: self
+                .context
+                .config
+                .trusted_proxies
+                .client_ip(
+                    peer.ip(),
+                    headers
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|value| value.to_str().ok()),
+                )
+                .to_string(),
             user_agent,
         });
         let context = Arc::clone(&self.context);

@@ -169,6 +169,14 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     } else {
         None
     };
+    Box::pin(crate::registry::register(
+        &context.core,
+        &admission.tenant,
+        &base.connection,
+        dialect.name(),
+        admission.rooms.first().map_or("", String::as_str),
+    ))
+    .await;
     let mut rooms = Rooms::new(outbox);
     let mut start: Vec<Message> = Vec::new();
     for session_id in &admission.rooms {
@@ -221,11 +229,18 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     // A drained socket's client reconnects (to this bridge's successor or
     // another one): it gets the grace period, like a broken connection.
     let graceful = exit.ended == Ended::Closed;
+    let base = session.base;
     let leave = async move {
         let leaves = left
             .iter()
             .map(|room| join::leave(&room.caller, graceful, None));
         futures_util::future::join_all(leaves).await;
+        crate::registry::disconnect(
+            &base.context.core,
+            &base.key.tenant,
+            &base.connection.connection_id,
+        )
+        .await;
     };
     match exit.close {
         // The participant leaves once the Close is written, while the

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::auth::Identity;
 use crate::codec::nexus::{self, MessageType, NexusCommand, SdpType};
-use crate::codec::{ClientCommand, ErrorEnvelope, Limits};
+use crate::codec::{direct, ClientCommand, ErrorEnvelope, Limits};
 use crate::connect::nexus::{parse_nexus_connect, NexusConnect};
 use crate::connect::MAX_NAME_CHARS;
 
@@ -184,7 +184,12 @@ impl Dialect for Nexus {
         } else {
             event.trace_id.clone()
         };
-        let user_event::Kind::Signal(signal) = event.kind.as_ref()?;
+        let signal = match event.kind.as_ref()? {
+            user_event::Kind::Signal(signal) => signal,
+            user_event::Kind::Direct(message) => {
+                return direct::encode_nexus(&trace_id, message).map(Utf8Bytes::from)
+            }
+        };
         let (sender, target) = (signal.sender_id.as_str(), signal.target_id.as_str());
         let frame = match signal.kind.as_ref()? {
             signal::Kind::Sdp(sdp) => {

@@ -7,14 +7,14 @@
 //! (which the query may repeat but not contradict) with auth on.
 
 use meno_common::key::DEFAULT_TENANT;
-use meno_proto::{join_response, JoinResponse, SessionEvent};
+use meno_proto::{join_response, user_event, JoinResponse, SessionEvent, UserEvent};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{
     Admission, Dialect, DialectId, PendingConnect, Refusal, Reply, Request, RequestTag, Undecodable,
 };
 use crate::auth::Identity;
-use crate::codec::{seed000, ErrorEnvelope, Limits};
+use crate::codec::{direct, seed000, ErrorEnvelope, Limits};
 use crate::connect::{parse_connect_fields, ConnectFields, MAX_NAME_CHARS};
 
 /// The seed-000 dialect.
@@ -118,6 +118,19 @@ impl Dialect for Seed000 {
                 retry_after_ms: None,
             }),
         })
+    }
+
+    fn receives_user_events(&self) -> bool {
+        true
+    }
+
+    /// A backend's message (seed 001) in seed 001's own `{type, data}`
+    /// shape; signals are NexusChat's and not shown.
+    fn encode_user_event(&self, event: &UserEvent) -> Option<Utf8Bytes> {
+        match event.kind.as_ref()? {
+            user_event::Kind::Direct(message) => direct::encode_typed(message).map(Utf8Bytes::from),
+            user_event::Kind::Signal(_) => None,
+        }
     }
 
     fn encode_error(&self, error: &ErrorEnvelope, _trace_id: Option<&str>) -> Utf8Bytes {

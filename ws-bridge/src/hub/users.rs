@@ -59,6 +59,7 @@ struct Inner {
     tracker: TaskTracker,
     stop: CancellationToken,
     next_socket_id: std::sync::atomic::AtomicU64,
+    registry_touch_interval: Duration,
 }
 
 /// This bridge's users with local sockets, and their event stream.
@@ -87,6 +88,7 @@ impl UserHub {
     pub fn new(
         core: Arc<CoreClient>,
         bridge_id: String,
+        registry_touch_interval: Duration,
         tracker: TaskTracker,
         stop: CancellationToken,
     ) -> Self {
@@ -107,6 +109,7 @@ impl UserHub {
                 tracker,
                 stop,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
+                registry_touch_interval,
             }),
         }
     }
@@ -196,7 +199,25 @@ impl UserHub {
             .take();
         if let Some(changes) = pending {
             self.inner.tracker.spawn(run(self.clone(), changes));
+            let hub = self.clone();
+            self.inner.tracker.spawn(crate::registry::touch_loop(
+                Arc::clone(&self.inner.core),
+                self.inner.registry_touch_interval,
+                self.inner.stop.clone(),
+                move || hub.live_connections(),
+            ));
         }
+    }
+
+    /// The connection ids of every socket held now, by tenant.
+    fn live_connections(&self) -> HashMap<String, Vec<String>> {
+        let mut live: HashMap<String, Vec<String>> = HashMap::new();
+        for ((tenant, _), sockets) in self.users().iter() {
+            live.entry(tenant.clone())
+                .or_default()
+                .extend(sockets.iter().map(|socket| socket.connection_id.clone()));
+        }
+        live
     }
 
     /// Queues `event` to the sockets it is for: every local socket of its

@@ -308,6 +308,7 @@ fn to_client_json(command: &ClientCommand, style: &Style) -> String {
         | ClientCommand::Typing { .. }
         | ClientCommand::MarkRead { .. }
         | ClientCommand::Signal { .. }
+        | ClientCommand::Backend(_)
         | ClientCommand::JoinRoom
         | ClientCommand::LeaveRoom => unreachable!("not a seed-000 command"),
     };
