@@ -22,6 +22,14 @@ pub enum StoreKind {
 /// How long a call keeps its users busy (seed 004's `user:call:*` TTL).
 pub const DEFAULT_CALL_BUSY_TTL: Duration = Duration::from_secs(300);
 
+/// How long a connection registry row lives unless its bridge refreshes it
+/// (seed 001's DynamoDB TTL: 10 minutes).
+pub const DEFAULT_CONNECTION_REGISTRY_TTL: Duration = Duration::from_secs(600);
+
+/// Work items buffered per attached backend before `Submit` answers
+/// "backend busy".
+pub const DEFAULT_BACKEND_BUFFER: usize = 256;
+
 /// Session policy and tuning, shared by every session actor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
@@ -62,6 +70,10 @@ pub struct SessionConfig {
     pub call_busy_ttl: Duration,
     /// User events buffered per bridge stream before the stream is ended.
     pub user_stream_buffer: usize,
+    /// How long a connection registry row lives unless refreshed.
+    pub connection_registry_ttl: Duration,
+    /// Work items buffered per attached backend.
+    pub backend_buffer: usize,
 }
 
 impl Default for SessionConfig {
@@ -85,6 +97,8 @@ impl Default for SessionConfig {
             max_sessions_per_tenant: 10_000,
             call_busy_ttl: DEFAULT_CALL_BUSY_TTL,
             user_stream_buffer: 1024,
+            connection_registry_ttl: DEFAULT_CONNECTION_REGISTRY_TTL,
+            backend_buffer: DEFAULT_BACKEND_BUFFER,
         }
     }
 }
@@ -132,6 +146,14 @@ pub struct CoreArgs {
     /// How long an offer or answer keeps a user busy in a call (e.g. "300s").
     #[arg(long, env = "MENO_CALL_BUSY_TTL", default_value = "300s", value_parser = humantime::parse_duration)]
     pub call_busy_ttl: Duration,
+    /// How long a connection registry row lives unless its bridge refreshes
+    /// it (`Touch`), e.g. "10m".
+    #[arg(long, env = "MENO_CONNECTION_REGISTRY_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub connection_registry_ttl: Duration,
+    /// Work items buffered per attached backend; a full buffer answers
+    /// `Submit` with a retryable "backend busy".
+    #[arg(long, env = "MENO_BACKEND_BUFFER", default_value_t = DEFAULT_BACKEND_BUFFER)]
+    pub backend_buffer: usize,
     /// Settings of `--store scylla`.
     #[command(flatten)]
     pub scylla: ScyllaArgs,
@@ -164,6 +186,12 @@ impl CoreArgs {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.backend_buffer == 0 {
+            return Err(ConfigError {
+                setting: "--backend-buffer",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(SessionConfig {
             presence_ttl: positive("--presence-ttl", self.presence_ttl)?,
             reconnect_grace: self.reconnect_grace,
@@ -179,6 +207,11 @@ impl CoreArgs {
             idle_timeout: positive("--session-idle-timeout", self.session_idle_timeout)?,
             max_sessions_per_tenant: self.max_sessions_per_tenant,
             call_busy_ttl: positive("--call-busy-ttl", self.call_busy_ttl)?,
+            connection_registry_ttl: positive(
+                "--connection-registry-ttl",
+                self.connection_registry_ttl,
+            )?,
+            backend_buffer: self.backend_buffer,
             ..SessionConfig::default()
         })
     }

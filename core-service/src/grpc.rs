@@ -1,7 +1,8 @@
 //! The gRPC face of the core: validates requests and turns them into session
 //! commands. It holds no session state of its own. Chat history
 //! (`history`), read positions (`reads`) and per-user delivery and signaling
-//! (`users`) have their own files.
+//! (`users`), directed delivery and the connection registry (`direct`) and
+//! backend streams (`backends`) have their own files.
 
 use std::pin::Pin;
 
@@ -21,12 +22,17 @@ use tonic::{Request, Response, Status};
 
 use tracing::Instrument;
 
+use crate::backend::BackendHub;
+use crate::connections::ConnectionRegistry;
+use crate::direct::DirectDelivery;
 use crate::error::CoreError;
 use crate::registry::SessionRegistry;
 use crate::session::{Command, Delivery, Reply};
 use crate::store::SessionKey;
 use crate::validate;
 
+mod backends;
+mod direct;
 mod history;
 mod reads;
 mod users;
@@ -35,12 +41,35 @@ mod users;
 #[derive(Debug, Clone)]
 pub struct CoreApi {
     registry: SessionRegistry,
+    connections: ConnectionRegistry,
+    direct: DirectDelivery,
+    backends: BackendHub,
 }
 
 impl CoreApi {
-    /// The API over `registry`.
+    /// The API over `registry`, with the connection registry in its store
+    /// and the backends' routing beside it.
     pub fn new(registry: SessionRegistry) -> Self {
-        Self { registry }
+        let config = registry.config();
+        let connections = ConnectionRegistry::new(
+            std::sync::Arc::clone(registry.store()),
+            std::sync::Arc::clone(registry.clock()),
+            config.connection_registry_ttl,
+        );
+        let users = registry.users().clone();
+        let direct = DirectDelivery::new(connections.clone(), users.clone());
+        let backends = BackendHub::new(
+            direct.clone(),
+            config.backend_buffer,
+            users.tracker_handle().clone(),
+            users.shutdown_token().clone(),
+        );
+        Self {
+            registry,
+            connections,
+            direct,
+            backends,
+        }
     }
 
     /// Sends the command to its session's actor and wraps the answer.

@@ -5,7 +5,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backend;
 pub mod config;
+pub mod connections;
+mod direct;
 pub mod error;
 pub mod grpc;
 mod message_kind;

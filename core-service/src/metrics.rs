@@ -109,4 +109,29 @@ pub static USER_STREAMS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Connection registry rows pruned by directed delivery (found gone).
+pub static REGISTRY_PRUNED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_registry_pruned_total",
+        "Connection registry rows pruned because directed delivery found them gone"
+    ))
+});
+
+/// Directed messages handed to user actors (SendToConnection, SendToUser,
+/// backend replies).
+pub static DIRECT_MESSAGES: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_direct_messages_total",
+        "Directed messages handed to user actors for delivery"
+    ))
+});
+
+/// Work items refused by `Submit` because no backend could take them.
+pub static BACKEND_WORK_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_backend_work_refused_total",
+        "Submitted work refused: no backend of the kind attached, or every buffer full"
+    ))
+});
+
 pub use meno_common::metrics::{render, serve};

@@ -183,6 +183,11 @@ impl SessionRegistry {
         &self.context.store
     }
 
+    /// The clock every actor reads.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.context.clock
+    }
+
     /// The session policy.
     pub fn config(&self) -> &SessionConfig {
         &self.context.config

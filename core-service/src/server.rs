@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meno_proto::{
-    chat_service_server::ChatServiceServer, connection_service_server::ConnectionServiceServer,
+    backend_service_server::BackendServiceServer, chat_service_server::ChatServiceServer,
+    connection_service_server::ConnectionServiceServer, direct_service_server::DirectServiceServer,
     event_service_server::EventServiceServer, lease_service_server::LeaseServiceServer,
     presence_service_server::PresenceServiceServer, read_service_server::ReadServiceServer,
-    user_service_server::UserServiceServer,
+    registry_service_server::RegistryServiceServer, user_service_server::UserServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +75,7 @@ pub struct CoreOptions {
 }
 
 /// gRPC names of the services a core serves.
-const SERVICE_NAMES: [&str; 7] = [
+const SERVICE_NAMES: [&str; 10] = [
     "meno.realtime.v1.ConnectionService",
     "meno.realtime.v1.ChatService",
     "meno.realtime.v1.PresenceService",
@@ -82,6 +83,9 @@ const SERVICE_NAMES: [&str; 7] = [
     "meno.realtime.v1.ReadService",
     "meno.realtime.v1.EventService",
     "meno.realtime.v1.UserService",
+    "meno.realtime.v1.DirectService",
+    "meno.realtime.v1.RegistryService",
+    "meno.realtime.v1.BackendService",
 ];
 
 impl Core {
@@ -151,7 +155,19 @@ impl Core {
                 api.clone(),
                 auth.clone(),
             ))
-            .add_service(UserServiceServer::with_interceptor(api, auth));
+            .add_service(UserServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(DirectServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(RegistryServiceServer::with_interceptor(
+                api.clone(),
+                auth.clone(),
+            ))
+            .add_service(BackendServiceServer::with_interceptor(api, auth));
         match tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(meno_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

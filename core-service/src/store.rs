@@ -5,7 +5,9 @@
 //! implementation must pass [`conformance`].
 
 use async_trait::async_trait;
-use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, PresenceState, ReadPosition};
+use meno_proto::{
+    ChatMessage, ConnectionInfo, LeaseState, PresenceState, ReadPosition, RegisteredConnection,
+};
 
 /// The suite every store must pass (tests only: feature `testing`).
 #[cfg(any(test, feature = "testing"))]
@@ -129,6 +131,15 @@ impl SessionWrite {
     }
 }
 
+/// Which rows of the connection registry to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryLookup {
+    /// The connections that joined this session at connect.
+    Session(String),
+    /// The connections of this user.
+    User(String),
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -194,6 +205,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
         Ok(self.load_session(key).await?.seq_mark > 0)
     }
+
+    /// Writes connection registry rows whole, keyed by `(tenant,
+    /// connection_id)`, with their lookup entries by session (when the row
+    /// has one) and by user. A row may be collected once its
+    /// `expires_at_ms` has passed; readers filter by their own clock.
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError>;
+
+    /// The registry rows of `connection_ids` in `tenant` that are stored,
+    /// expired or not, in any order.
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError>;
+
+    /// The registry rows of a session or a user in `tenant`, expired or not,
+    /// in any order. A row is listed only under the session and user it has
+    /// now (a lookup entry left from an earlier write of it is ignored).
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError>;
+
+    /// Deletes registry rows and their lookup entries (as the rows name
+    /// them: tenant, connection, session, user).
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError>;
 
     /// Ok when the backend can serve; used by readiness and health.
     async fn check_ready(&self) -> Result<(), StoreError> {

@@ -231,9 +231,16 @@ pub fn presence_update(request: &PresenceUpdateRequest) -> Result<(), CoreError>
     }
 }
 
+mod direct;
 mod signal;
 
-pub(crate) use signal::{set_interest, signal};
+pub(crate) use direct::{direct_message, registered, submit, tenant, touched};
+pub use direct::{
+    MAX_AUDIO_FORMAT_BYTES, MAX_IP_CHARS, MAX_TOUCH_CONNECTIONS, MAX_USER_AGENT_BYTES,
+    MAX_VOICE_CHUNK_BYTES,
+};
+
+pub(crate) use signal::{set_interest, signal, user_ref as user};
 pub use signal::{MAX_INTEREST_USERS, MAX_SDP_MID_CHARS, MAX_SDP_M_LINE_INDEX, MAX_SIGNAL_BYTES};
 
 #[cfg(test)]

@@ -11,10 +11,10 @@ use meno_core::clock::SystemClock;
 use meno_core::config::SessionConfig;
 use meno_core::server::Core;
 use meno_core::store::{
-    ChatRef, MemoryStore, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store,
-    StoreError,
+    ChatRef, MemoryStore, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite,
+    Store, StoreError,
 };
-use meno_proto::ChatMessage;
+use meno_proto::{ChatMessage, RegisteredConnection};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -28,6 +28,26 @@ struct SwitchedStore {
 
 #[async_trait]
 impl Store for SwitchedStore {
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        self.inner.put_registered(rows).await
+    }
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        self.inner.registered(tenant, connection_ids).await
+    }
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        self.inner.registered_by(tenant, lookup).await
+    }
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        self.inner.delete_registered(rows).await
+    }
     async fn load_session(&self, key: &SessionKey) -> Result<SessionRecord, StoreError> {
         self.inner.load_session(key).await
     }

@@ -239,7 +239,11 @@ async fn migration_0002_moves_the_client_ref_index_under_its_senders() {
     let report = migrate(&session, &config, &bundled).await.unwrap();
     assert_eq!(
         report.applied,
-        ["0002_chat_by_sender_ref", "0003_read_positions"]
+        [
+            "0002_chat_by_sender_ref",
+            "0003_read_positions",
+            "0004_connection_registry"
+        ]
     );
     let store = ScyllaStore::connect(config.clone()).await.unwrap();
     let key = SessionKey::new("t", "s");

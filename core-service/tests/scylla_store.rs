@@ -29,6 +29,17 @@ async fn scylla_store_passes_conformance() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_store_passes_the_registry_conformance() {
+    let Some(store) = migrated_store("registry", SHARED_TEST_KEYSPACE).await else {
+        return;
+    };
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
+    if let Err(failures) = conformance::run_registry(store, &unique_prefix("registry")).await {
+        panic!("scylla store failed the registry conformance:\n{failures}");
+    }
+}
+
 fn lease(epoch: u64, holder: &str) -> LeaseState {
     LeaseState {
         lease_id: format!("lease-{epoch}-{holder}"),

@@ -173,6 +173,27 @@ pub struct ScyllaArgs {
         default_value = "chat_by_id"
     )]
     pub scylla_table_chat_by_id: String,
+    /// Table of the connection registry (issue 16), by connection.
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CONNECTION_REGISTRY",
+        default_value = "connection_registry"
+    )]
+    pub scylla_table_connection_registry: String,
+    /// Connection registry lookup by session.
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CONNECTION_REGISTRY_BY_SESSION",
+        default_value = "connection_registry_by_session"
+    )]
+    pub scylla_table_connection_registry_by_session: String,
+    /// Connection registry lookup by user.
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CONNECTION_REGISTRY_BY_USER",
+        default_value = "connection_registry_by_user"
+    )]
+    pub scylla_table_connection_registry_by_user: String,
     /// Apply pending migrations at start-up (development; production runs
     /// `meno-core migrate` as a deploy step).
     #[arg(long, env = "MENO_MIGRATE", default_value_t = false)]
@@ -239,6 +260,11 @@ impl ScyllaArgs {
                 connections_by_user: self.scylla_table_connections_by_user.clone(),
                 read_positions: self.scylla_table_read_positions.clone(),
                 chat_by_id: self.scylla_table_chat_by_id.clone(),
+                connection_registry: self.scylla_table_connection_registry.clone(),
+                connection_registry_by_session: self
+                    .scylla_table_connection_registry_by_session
+                    .clone(),
+                connection_registry_by_user: self.scylla_table_connection_registry_by_user.clone(),
             },
             credentials,
             tls_ca: self.scylla_tls_ca.clone(),

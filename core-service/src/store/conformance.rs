@@ -10,6 +10,8 @@
 //! Orders the trait does not promise (participants, connections, the result of
 //! `chat_by_client_refs`) are sorted here before comparing.
 
+use std::sync::Arc;
+
 use super::Store;
 
 /// The outcome of one check: `Err` says what the store did wrong.
@@ -41,6 +43,7 @@ mod concurrency;
 mod fixtures;
 mod presence;
 mod reads;
+mod registry;
 mod session;
 
 pub use chat::{
@@ -52,6 +55,10 @@ pub use presence::{connections_are_upserted_and_removed, presence_is_written_who
 pub use reads::{
     message_ids_are_indexed_with_their_message, read_positions_are_isolated_by_tenant,
     read_positions_are_upserted_and_loaded, session_exists_once_it_has_a_seq_mark,
+};
+pub use registry::{
+    registry_rows_are_deleted_and_moved_with_their_lookups,
+    registry_rows_are_listed_by_session_and_user, registry_rows_past_their_expiry_are_not_listed,
 };
 pub use session::{
     lease_conflict_leaves_batch_unapplied, seq_mark_only_grows, step_and_lease_round_trip,
@@ -86,6 +93,29 @@ pub async fn run_all(store: &dyn Store, prefix: &str) -> Result<(), String> {
         read_positions_are_isolated_by_tenant,
         message_ids_are_indexed_with_their_message,
         session_exists_once_it_has_a_seq_mark,
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+/// Runs the connection registry's checks (they need a shared store: the
+/// registry holds it) under `prefix`; `Err` lists each failed check.
+pub async fn run_registry(store: Arc<dyn Store>, prefix: &str) -> Result<(), String> {
+    let mut failures = Vec::new();
+    macro_rules! run {
+        ($($check:ident),+ $(,)?) => {
+            $(if let Err(why) = $check(Arc::clone(&store), prefix).await {
+                failures.push(format!("{}: {why}", stringify!($check)));
+            })+
+        };
+    }
+    run!(
+        registry_rows_are_listed_by_session_and_user,
+        registry_rows_past_their_expiry_are_not_listed,
+        registry_rows_are_deleted_and_moved_with_their_lookups,
     );
     if failures.is_empty() {
         Ok(())

@@ -23,6 +23,8 @@
 //!   keyed by session, written in the same transaction as its message (a file
 //!   from before this table gets it filled from `chat` at open, once, see
 //!   [`index_message_ids`])
+//! - `registry` (tenant, connection_id) -> `RegisteredConnection`, with
+//!   `registry_by_session` and `registry_by_user` lookups (see `registry`)
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,13 +32,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use meno_proto::ChatMessage;
+use meno_proto::{ChatMessage, RegisteredConnection};
 use redb::{Database, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{
+    ChatRef, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite, Store,
+    StoreError,
+};
 
 mod reads;
+mod registry;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -109,7 +115,8 @@ impl EmbeddedStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Runs a read on the blocking pool, since redb reads may touch the disk.
+    /// Runs a read (or a registry write, which has its own transaction) on
+    /// the blocking pool, since redb may touch the disk.
     async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -131,6 +138,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(PRESENCE)?;
     txn.open_table(CONNECTIONS)?;
     txn.open_table(READS)?;
+    registry::create_tables(&txn)?;
     index_message_ids(&txn)?;
     upgrade(&txn)?;
     txn.commit()?;
@@ -295,6 +303,36 @@ impl Store for EmbeddedStore {
         let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
         self.read(move |db| reads::message_location(db, &tenant, &message_id))
             .await
+    }
+
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.read(move |db| registry::write(db, &rows, false)).await
+    }
+
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let (tenant, connection_ids) = (tenant.to_owned(), connection_ids.to_vec());
+        self.read(move |db| registry::get(db, &tenant, &connection_ids))
+            .await
+    }
+
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let (tenant, lookup) = (tenant.to_owned(), lookup.clone());
+        self.read(move |db| registry::get_by(db, &tenant, &lookup))
+            .await
+    }
+
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.read(move |db| registry::write(db, &rows, true)).await
     }
 
     async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use meno_proto::{ChatMessage, LeaseState, PresenceState, ReadPosition};
+use meno_proto::{ChatMessage, LeaseState, PresenceState, ReadPosition, RegisteredConnection};
 
 use super::{
-    ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError,
-    StoredConnection,
+    ChatRef, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite, Store,
+    StoreError, StoredConnection,
 };
 
 /// A [`Store`] that keeps everything in process memory.
@@ -30,6 +30,8 @@ struct Tables {
     sessions: BTreeMap<SessionKey, SessionData>,
     /// (tenant, message id) -> where the message is.
     message_ids: HashMap<(String, String), MessageLocation>,
+    /// The connection registry: (tenant, connection_id) -> row.
+    registered: BTreeMap<(String, String), RegisteredConnection>,
 }
 
 /// One session's rows, shaped like the embedded store's tables.
@@ -163,6 +165,7 @@ impl Store for MemoryStore {
         let Tables {
             sessions,
             message_ids,
+            ..
         } = &mut *tables;
         if let Some(lease) = &write.lease {
             let stored_epoch = sessions
@@ -250,6 +253,58 @@ impl Store for MemoryStore {
             .get(&(tenant.to_owned(), message_id.to_owned()))
             .cloned())
     }
+
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        for row in rows {
+            let key = (row.tenant.clone(), row.connection_id.clone());
+            tables.registered.insert(key, row.clone());
+        }
+        Ok(())
+    }
+
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let tables = self.tables()?;
+        Ok(connection_ids
+            .iter()
+            .filter_map(|id| tables.registered.get(&(tenant.to_owned(), id.clone())))
+            .cloned()
+            .collect())
+    }
+
+    /// A scan of the tenant's rows: the memory store is for tests.
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let tables = self.tables()?;
+        let from = (tenant.to_owned(), String::new());
+        Ok(tables
+            .registered
+            .range(from..)
+            .take_while(|((row_tenant, _), _)| row_tenant == tenant)
+            .map(|(_, row)| row)
+            .filter(|row| match lookup {
+                RegistryLookup::Session(session_id) => &row.session_id == session_id,
+                RegistryLookup::User(user_id) => &row.user_id == user_id,
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        for row in rows {
+            let key = (row.tenant.clone(), row.connection_id.clone());
+            tables.registered.remove(&key);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +317,14 @@ mod tests {
         let store = MemoryStore::new();
         if let Err(failures) = conformance::run_all(&store, "memory").await {
             panic!("memory store failed conformance:\n{failures}");
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_passes_the_registry_conformance() {
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(MemoryStore::new());
+        if let Err(failures) = conformance::run_registry(store, "memory").await {
+            panic!("memory store failed the registry conformance:\n{failures}");
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - `config`: names, consistency, timeouts; `schema`: the migration templates
 //!   and the serving check; `migrate`: `meno-core migrate`;
 //! - `statements`: every prepared statement; `rows`: CQL rows <-> core types;
-//! - `positions`: read positions and the message-id index;
+//! - `positions`: read positions and the message-id index; `registry`: the
+//!   connection registry (migration 0004);
 //! - `read` and `write`: the [`Store`] methods; `error`: driver errors as
 //!   [`StoreError`]s (anything transient is `Unavailable`).
 //!
@@ -25,7 +26,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use meno_proto::ChatMessage;
+use meno_proto::{ChatMessage, RegisteredConnection};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -33,7 +34,10 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use tokio::sync::watch;
 
-use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{
+    ChatRef, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite, Store,
+    StoreError,
+};
 use error::StoreFailure;
 use statements::Statements;
 
@@ -43,6 +47,7 @@ mod error;
 pub mod migrate;
 mod positions;
 mod read;
+mod registry;
 mod rows;
 pub mod schema;
 mod statements;
@@ -325,6 +330,30 @@ impl Store for ScyllaStore {
         message_id: &str,
     ) -> Result<Option<MessageLocation>, StoreError> {
         positions::message_location(&*self.connected()?, tenant, message_id).await
+    }
+
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        registry::put(&*self.connected()?, rows).await
+    }
+
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        registry::get(&*self.connected()?, tenant, connection_ids).await
+    }
+
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        registry::get_by(&*self.connected()?, tenant, lookup).await
+    }
+
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        registry::delete(&*self.connected()?, rows).await
     }
 
     /// One read of the session row: a session with a seq mark exists.

@@ -6,10 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use meno_proto::ChatMessage;
+use meno_proto::{ChatMessage, RegisteredConnection};
 use tracing::Instrument;
 
-use super::{ChatRef, MessageLocation, SessionKey, SessionRecord, SessionWrite, Store, StoreError};
+use super::{
+    ChatRef, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite, Store,
+    StoreError,
+};
 
 /// `inner` with each call in a span.
 #[derive(Debug)]
@@ -45,6 +48,19 @@ macro_rules! store_span {
             $name,
             db.system = $store.backend,
             session = %$key,
+            $($field = $value,)*
+            otel.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    };
+}
+
+/// A span of a connection-registry call (keyed by tenant, not session).
+macro_rules! registry_span {
+    ($store:expr, $name:literal $(, $field:ident = $value:expr)*) => {
+        tracing::info_span!(
+            $name,
+            db.system = $store.backend,
             $($field = $value,)*
             otel.status_code = tracing::field::Empty,
             error = tracing::field::Empty,
@@ -120,6 +136,46 @@ impl Store for TracedStore {
         );
         self.traced(span, self.inner.message_location(tenant, message_id))
             .await
+    }
+
+    async fn put_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let span = registry_span!(self, "store.put_registered", rows = rows.len());
+        self.traced(span, self.inner.put_registered(rows)).await
+    }
+
+    async fn registered(
+        &self,
+        tenant: &str,
+        connection_ids: &[String],
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let span = registry_span!(
+            self,
+            "store.registered",
+            tenant = tenant,
+            connections = connection_ids.len()
+        );
+        self.traced(span, self.inner.registered(tenant, connection_ids))
+            .await
+    }
+
+    async fn registered_by(
+        &self,
+        tenant: &str,
+        lookup: &RegistryLookup,
+    ) -> Result<Vec<RegisteredConnection>, StoreError> {
+        let span = registry_span!(
+            self,
+            "store.registered_by",
+            tenant = tenant,
+            lookup = tracing::field::debug(lookup)
+        );
+        self.traced(span, self.inner.registered_by(tenant, lookup))
+            .await
+    }
+
+    async fn delete_registered(&self, rows: &[RegisteredConnection]) -> Result<(), StoreError> {
+        let span = registry_span!(self, "store.delete_registered", rows = rows.len());
+        self.traced(span, self.inner.delete_registered(rows)).await
     }
 
     async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {

@@ -90,6 +90,23 @@ pub(super) fn apply(
             bridge_id,
             interested,
         } => state.set_interest(&bridge_id, interested),
+        UserCommand::Direct {
+            connection_id,
+            trace_id,
+            message,
+        } => {
+            let event = UserStreamItem {
+                item: Some(user_stream_item::Item::Event(UserEvent {
+                    user: Some(key.to_ref()),
+                    connection_id,
+                    trace_id,
+                    kind: Some(user_event::Kind::Direct(*message)),
+                })),
+            };
+            for bridge_id in state.interested() {
+                registry.deliver(bridge_id, event.clone());
+            }
+        }
         UserCommand::Send { request, reply } => {
             if !request.connection_id.is_empty() && !state.has_connection(&request.connection_id) {
                 let err = CoreError::denied(format!(

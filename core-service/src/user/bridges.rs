@@ -201,6 +201,16 @@ impl BridgeStreams {
         }
     }
 
+    /// Whether a stream is live whose id, up to a `#`, is `bridge_id`.
+    pub(crate) fn is_live(&self, bridge_id: &str) -> bool {
+        self.lock().keys().any(|stream_id| {
+            stream_id
+                .split_once('#')
+                .map_or(stream_id.as_str(), |(id, _)| id)
+                == bridge_id
+        })
+    }
+
     /// How many bridges have a live stream.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()

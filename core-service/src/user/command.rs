@@ -2,7 +2,7 @@
 //! and never waits, so session actors and other user actors can tell a user
 //! something in the middle of their own work.
 
-use meno_proto::{SignalRequest, SignalResponse};
+use meno_proto::{DirectMessage, SignalRequest, SignalResponse};
 use tokio::sync::oneshot;
 
 use super::call::Effect;
@@ -23,6 +23,13 @@ pub(crate) enum UserCommand {
     },
     /// A bridge wants (or no longer wants) this user's events.
     Interest { bridge_id: String, interested: bool },
+    /// A backend's message for one of the user's connections (empty
+    /// `connection_id`: every one): relayed to the interested bridges.
+    Direct {
+        connection_id: String,
+        trace_id: String,
+        message: Box<DirectMessage>,
+    },
     /// Step 1 of a signal, at its sender's actor (see the module doc of
     /// `user`).
     Send {
@@ -52,7 +59,7 @@ impl UserCommand {
                 // The caller may have given up waiting.
                 let _ = reply.send(Err(err));
             }
-            Self::Membership { .. } | Self::Interest { .. } => {}
+            Self::Membership { .. } | Self::Interest { .. } | Self::Direct { .. } => {}
         }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use meno_proto::{SignalRequest, SignalResponse, UserStreamItem};
+use meno_proto::{DirectMessage, SignalRequest, SignalResponse, UserStreamItem};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -164,6 +164,42 @@ impl UserRegistry {
         answer
             .await
             .unwrap_or_else(|_| Err(CoreError::unavailable("the user actor stopped")))
+    }
+
+    /// Hands a backend's message for the user (for one of its connections,
+    /// or all with an empty `connection_id`) to the user's actor, which
+    /// relays it to the bridges interested in the user. Never waits.
+    pub(crate) fn direct(
+        &self,
+        key: &UserKey,
+        connection_id: &str,
+        trace_id: &str,
+        message: DirectMessage,
+    ) {
+        crate::metrics::DIRECT_MESSAGES.inc();
+        self.tell(
+            key,
+            UserCommand::Direct {
+                connection_id: connection_id.to_owned(),
+                trace_id: trace_id.to_owned(),
+                message: Box::new(message),
+            },
+        );
+    }
+
+    /// Whether the bridge registered as `bridge_id` (its `--bridge-id`) has
+    /// a live user-event stream: its `SubscribeUsers` id is `bridge_id`
+    /// itself or `<bridge_id>#<instance>`.
+    pub fn bridge_is_live(&self, bridge_id: &str) -> bool {
+        self.inner.bridges.is_live(bridge_id)
+    }
+
+    pub(crate) fn tracker_handle(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
     }
 
     /// Opens `bridge_id`'s user-event stream, replacing its previous one.

@@ -17,7 +17,7 @@ pub const MAX_SDP_M_LINE_INDEX: u32 = 65_535;
 pub const MAX_INTEREST_USERS: usize = 100_000;
 
 /// A user reference; an empty tenant means the default one.
-fn user_ref(field: &str, user: Option<&UserRef>) -> Result<UserKey, CoreError> {
+pub(crate) fn user_ref(field: &str, user: Option<&UserRef>) -> Result<UserKey, CoreError> {
     let user = user.ok_or_else(|| CoreError::invalid(format!("{field} is required")))?;
     if !user.tenant.is_empty() {
         id(&format!("{field}.tenant"), &user.tenant)?;

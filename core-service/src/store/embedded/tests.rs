@@ -112,6 +112,16 @@ async fn embedded_store_passes_conformance() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_passes_the_registry_conformance() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    if let Err(failures) = conformance::run_registry(store, "embedded").await {
+        panic!("embedded store failed the registry conformance:\n{failures}");
+    }
+}
+
 #[tokio::test]
 async fn everything_survives_a_restart() {
     let dir = tempfile::TempDir::new().unwrap();

@@ -38,6 +38,13 @@ pub struct TableNames {
     /// (tenant, message_id) -> session_id, seq, written in the same logged
     /// batch as the message.
     pub chat_by_id: String,
+    /// The connection registry: ((tenant, connection_id)) -> the row,
+    /// written whole with a TTL.
+    pub connection_registry: String,
+    /// Registry lookup ((tenant, session_id), connection_id).
+    pub connection_registry_by_session: String,
+    /// Registry lookup ((tenant, user_id), connection_id).
+    pub connection_registry_by_user: String,
 }
 
 impl Default for TableNames {
@@ -54,6 +61,9 @@ impl Default for TableNames {
             connections_by_user: "connections_by_user".into(),
             read_positions: "read_positions".into(),
             chat_by_id: "chat_by_id".into(),
+            connection_registry: "connection_registry".into(),
+            connection_registry_by_session: "connection_registry_by_session".into(),
+            connection_registry_by_user: "connection_registry_by_user".into(),
         }
     }
 }
@@ -61,7 +71,7 @@ impl Default for TableNames {
 impl TableNames {
     /// `(placeholder, name)` for every table, as the migration templates
     /// name them (`{{table.sessions}}`).
-    pub fn placeholders(&self) -> [(&'static str, &str); 11] {
+    pub fn placeholders(&self) -> [(&'static str, &str); 14] {
         [
             ("sessions", &self.sessions),
             ("lease", &self.lease),
@@ -74,6 +84,15 @@ impl TableNames {
             ("connections_by_user", &self.connections_by_user),
             ("read_positions", &self.read_positions),
             ("chat_by_id", &self.chat_by_id),
+            ("connection_registry", &self.connection_registry),
+            (
+                "connection_registry_by_session",
+                &self.connection_registry_by_session,
+            ),
+            (
+                "connection_registry_by_user",
+                &self.connection_registry_by_user,
+            ),
         ]
     }
 

@@ -50,6 +50,11 @@ pub fn bundled() -> Vec<Migration> {
             "read_positions",
             include_str!("../../../../migrations/0003_read_positions.cql"),
         ),
+        Migration::new(
+            4,
+            "connection_registry",
+            include_str!("../../../../migrations/0004_connection_registry.cql"),
+        ),
     ]
 }
 

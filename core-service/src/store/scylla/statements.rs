@@ -51,6 +51,8 @@ pub(crate) struct Statements {
     pub(crate) select_message_id: PreparedStatement,
     pub(crate) insert_read_position: PreparedStatement,
     pub(crate) select_read_positions: PreparedStatement,
+    /// The connection registry's (migration 0004).
+    pub(crate) registry: super::registry::RegistryStatements,
 }
 
 impl Statements {
@@ -332,6 +334,7 @@ impl Statements {
                 true,
             )
             .await?,
+            registry: super::registry::RegistryStatements::prepare(session, config).await?,
         })
     }
 }
