@@ -118,7 +118,11 @@ impl Harness {
         stream
     }
 
-    async fn to_connection(&mut self, connection_id: &str, message: DirectMessage) -> SendResult {
+    async fn send_to_connection(
+        &mut self,
+        connection_id: &str,
+        message: DirectMessage,
+    ) -> SendResult {
         self.direct
             .send_to_connection(SendToConnectionRequest {
                 tenant: "acme".to_owned(),
@@ -131,7 +135,7 @@ impl Harness {
             .into_inner()
     }
 
-    async fn to_user(&mut self, user_id: &str, message: DirectMessage) -> SendResult {
+    async fn send_to_user(&mut self, user_id: &str, message: DirectMessage) -> SendResult {
         self.direct
             .send_to_user(SendToUserRequest {
                 user: Some(user(user_id)),
@@ -200,7 +204,7 @@ async fn send_to_connection_reaches_the_bridge_holding_it_for_that_connection() 
     let mut core = core().await;
     core.register("c1", "ann", "bridge-a").await;
     let mut stream = core.bridge("bridge-a#7", &["ann"]).await;
-    let result = core.to_connection("c1", chunk("hello")).await;
+    let result = core.send_to_connection("c1", chunk("hello")).await;
     assert_eq!(result.reached, 1);
     assert!(result.pruned.is_empty());
     let event = next_event(&mut stream).await;
@@ -228,7 +232,7 @@ async fn send_to_user_reaches_every_live_row_and_prunes_the_gone_ones() {
     let mut on_a = core.bridge("bridge-a#1", &["ann", "bob"]).await;
     let mut on_b = core.bridge("bridge-b#1", &["ann"]).await;
 
-    let result = core.to_user("ann", chunk("to all")).await;
+    let result = core.send_to_user("ann", chunk("to all")).await;
     assert_eq!(result.reached, 2, "c1 and c2");
     assert_eq!(result.pruned, ["c3", "c4"]);
     for stream in [&mut on_a, &mut on_b] {
@@ -250,11 +254,11 @@ async fn send_to_user_reaches_every_live_row_and_prunes_the_gone_ones() {
 async fn a_connection_whose_bridge_has_no_live_stream_is_pruned_and_reported() {
     let mut core = core().await;
     core.register("c1", "ann", "bridge-a").await;
-    let result = core.to_connection("c1", chunk("lost")).await;
+    let result = core.send_to_connection("c1", chunk("lost")).await;
     assert_eq!((result.reached, result.pruned), (0, vec!["c1".to_owned()]));
     assert!(core.by_session("s1").await.is_empty());
 
-    let unknown = core.to_connection("never", chunk("lost")).await;
+    let unknown = core.send_to_connection("never", chunk("lost")).await;
     assert_eq!(unknown.reached, 0);
     assert_eq!(
         unknown.pruned,
@@ -262,7 +266,7 @@ async fn a_connection_whose_bridge_has_no_live_stream_is_pruned_and_reported() {
         "a connection with no row is gone too"
     );
 
-    let nobody = core.to_user("ann", chunk("lost")).await;
+    let nobody = core.send_to_user("ann", chunk("lost")).await;
     assert_eq!((nobody.reached, nobody.pruned.len()), (0, 0));
 }
 
@@ -280,7 +284,7 @@ async fn a_bridge_whose_stream_ended_loses_its_connections() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let result = core.to_connection("c1", chunk("late")).await;
+    let result = core.send_to_connection("c1", chunk("late")).await;
     assert_eq!((result.reached, result.pruned), (0, vec!["c1".to_owned()]));
 }
 
