@@ -85,6 +85,7 @@ class VoiceSession:
     audio_format: str
     received: int = 0
     next_chunk: int = 0
+    warned: bool = False
 
 
 class VoiceBackend:
@@ -200,11 +201,14 @@ class VoiceBackend:
         if session is None:
             log(f"audio for a voice session not started here: {data.voice_session_id}")
             return
-        if data.chunk_index != session.next_chunk:
+        # chunk_index counts 0, 1, 2, ... within a session; the core keeps
+        # the order, so a gap is worth a line in the log (once per session).
+        if data.chunk_index != session.next_chunk and not session.warned:
             log(
                 f"voice session {data.voice_session_id}: chunk {data.chunk_index}, "
                 f"expected {session.next_chunk}"
             )
+            session.warned = True
         session.next_chunk = data.chunk_index + 1
         session.file.write(data.audio)
         session.received += len(data.audio)
