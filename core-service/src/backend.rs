@@ -113,33 +113,39 @@ impl BackendHub {
         routed
     }
 
-    /// Serves one `Attach`: the work stream for the backend, fed until the
-    /// backend hangs up, breaks the contract, or the core drains.
-    pub(crate) fn attach(
+    /// Serves one `Attach`: reads and checks the backend's `hello` and
+    /// enters the backend in its pool before answering, so a backend whose
+    /// `Attach` returned is already given work; then the work stream is fed
+    /// until the backend hangs up, breaks the contract, or the core drains.
+    pub(crate) async fn attach(
         &self,
-        upstream: Streaming<BackendUpstream>,
-    ) -> ReceiverStream<Result<BackendWork, Status>> {
-        let (outbox, work) = mpsc::channel(self.buffer);
-        self.tracker.spawn(self.clone().serve(upstream, outbox));
-        ReceiverStream::new(work)
-    }
-
-    async fn serve(self, mut upstream: Streaming<BackendUpstream>, outbox: pool::Outbox) {
+        mut upstream: Streaming<BackendUpstream>,
+    ) -> Result<ReceiverStream<Result<BackendWork, Status>>, Status> {
         let first = tokio::select! {
-            () = self.shutdown.cancelled() => return,
+            () = self.shutdown.cancelled() => {
+                return Err(Status::unavailable("the core is shutting down"));
+            }
             first = upstream.message() => first,
         };
-        let hello = match hello(first) {
-            Ok(hello) => hello,
-            Err(status) => {
-                // The fresh channel has room for it.
-                let _ = outbox.try_send(Err(status));
-                return;
-            }
-        };
+        let hello = hello(first)?;
+        let (outbox, work) = mpsc::channel(self.buffer);
         let tenant = UserKey::new(hello.tenant.clone(), "").tenant;
         let kind = BackendKind::try_from(hello.kind).unwrap_or_default();
         let id = self.pools().attach(&tenant, kind, outbox.clone());
+        self.tracker
+            .spawn(self.clone().serve(upstream, outbox, hello, tenant, id));
+        Ok(ReceiverStream::new(work))
+    }
+
+    async fn serve(
+        self,
+        mut upstream: Streaming<BackendUpstream>,
+        outbox: pool::Outbox,
+        hello: BackendHello,
+        tenant: String,
+        id: u64,
+    ) {
+        let kind = BackendKind::try_from(hello.kind).unwrap_or_default();
         tracing::info!(
             tenant,
             backend = hello.backend_id,

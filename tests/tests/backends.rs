@@ -45,9 +45,8 @@ async fn attach(system: &System, tenant: &str, kind: BackendKind) -> FakeBackend
         .await
         .unwrap()
         .into_inner();
-    // Attach is asynchronous on the core's side: give it a moment to list
-    // the backend before the client sends work.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The core answers Attach once the backend is in its pool: work sent
+    // from now on reaches it.
     FakeBackend { work, replies }
 }
 
@@ -172,6 +171,7 @@ async fn voice_reaches_the_voice_backend_byte_for_byte_and_in_order() {
         match backend.next().await.item {
             Some(backend_work::Item::VoiceData(data)) => {
                 assert_eq!(data.voice_session_id, "voice-1");
+                assert_eq!(data.chunk_index, received.len() as u64, "numbered in order");
                 received.push(data.audio);
             }
             Some(backend_work::Item::VoiceEnd(end)) => {

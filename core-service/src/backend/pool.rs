@@ -61,6 +61,10 @@ pub(crate) struct Pools {
     groups: HashMap<(String, i32), Group>,
     backends: HashMap<u64, Attached>,
     voice: HashMap<VoiceKey, u64>,
+    /// The next `chunk_index` of each voice session: its chunks are
+    /// numbered 0, 1, 2, ... as they are queued, so a backend sees a gap
+    /// if one is ever lost.
+    voice_chunks: HashMap<VoiceKey, u64>,
 }
 
 /// A connection that had work in flight on a backend that went away.
@@ -117,6 +121,7 @@ impl Pools {
         let mut stranded = Vec::new();
         for (voice, user_id) in attached.voice {
             self.voice.remove(&voice);
+            self.voice_chunks.remove(&voice);
             if seen.insert(voice.connection_id.clone()) {
                 let user = UserKey::new(attached.tenant.clone(), user_id);
                 stranded.push((user, voice.connection_id));
@@ -173,11 +178,20 @@ impl Pools {
             }
             Some(backend_work::Item::VoiceData(data)) => {
                 let key = voice_key(&data.voice_session_id);
-                self.sticky(&key, work)
+                let index = self.voice_chunks.get(&key).copied().unwrap_or(0);
+                let mut work = work;
+                if let Some(backend_work::Item::VoiceData(data)) = work.item.as_mut() {
+                    data.chunk_index = index;
+                }
+                // A chunk refused (a full buffer) takes no number.
+                self.sticky(&key, work)?;
+                self.voice_chunks.insert(key, index + 1);
+                Ok(())
             }
             Some(backend_work::Item::VoiceEnd(end)) => {
                 let key = voice_key(&end.voice_session_id);
                 let id = self.sticky(&key, work).map(|()| self.voice.remove(&key))?;
+                self.voice_chunks.remove(&key);
                 if let Some(attached) = id.and_then(|id| self.backends.get_mut(&id)) {
                     attached.voice.remove(&key);
                 }

@@ -19,7 +19,9 @@ impl BackendService for CoreApi {
         &self,
         request: Request<Streaming<BackendUpstream>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        Ok(Response::new(self.backends.attach(request.into_inner())))
+        Ok(Response::new(
+            self.backends.attach(request.into_inner()).await?,
+        ))
     }
 
     async fn submit(
