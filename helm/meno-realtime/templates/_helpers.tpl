@@ -151,6 +151,9 @@ MENO_SCYLLA_TABLE_CHAT_BY_CLIENT_REF: {{ $s.tables.chatByClientRef | quote }}
 MENO_SCYLLA_TABLE_CHAT_BY_SENDER_REF: {{ $s.tables.chatBySenderRef | quote }}
 MENO_SCYLLA_TABLE_READ_POSITIONS: {{ $s.tables.readPositions | quote }}
 MENO_SCYLLA_TABLE_CHAT_BY_ID: {{ $s.tables.chatById | quote }}
+MENO_SCYLLA_TABLE_CONNECTION_REGISTRY: {{ $s.tables.connectionRegistry | quote }}
+MENO_SCYLLA_TABLE_CONNECTION_REGISTRY_BY_SESSION: {{ $s.tables.connectionRegistryBySession | quote }}
+MENO_SCYLLA_TABLE_CONNECTION_REGISTRY_BY_USER: {{ $s.tables.connectionRegistryByUser | quote }}
 MENO_SCYLLA_TABLE_PRESENCE: {{ $s.tables.presence | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS: {{ $s.tables.connections | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS_BY_USER: {{ $s.tables.connectionsByUser | quote }}
