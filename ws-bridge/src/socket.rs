@@ -129,10 +129,16 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     open.inc();
     let _open = GaugeGuard(open);
     // The socket's calls that name no room (NexusChat's ACK) go out under
-    // its tenant alone; each room has its own caller.
+    // its tenant alone; each room has its own caller. A single-room socket's
+    // caller names its session and is its room's caller too.
+    let home = if dialect.multi_room() {
+        String::new()
+    } else {
+        admission.rooms.first().cloned().unwrap_or_default()
+    };
     let base = Arc::new(Caller {
         context: Arc::clone(&context),
-        key: SessionKey::new(admission.tenant.clone(), String::new()),
+        key: SessionKey::new(admission.tenant.clone(), home),
         connection: ConnectionInfo {
             connection_id: uuid::Uuid::now_v7().to_string(),
             participant_id: admission.user_id.clone(),

@@ -132,7 +132,7 @@ impl Deliveries for Rooms {
 /// the callers: it runs once per room, and its state should not sit in
 /// every socket's future.
 pub(crate) async fn enter(
-    base: &Caller,
+    base: &Arc<Caller>,
     session_id: &str,
     number: u32,
     outbox: Outbox,
@@ -140,12 +140,18 @@ pub(crate) async fn enter(
     dialect: &'static dyn Dialect,
     tag: Option<&RequestTag>,
 ) -> Result<(Room, JoinResponse), CoreError> {
-    let caller = Arc::new(Caller {
-        context: Arc::clone(&base.context),
-        key: SessionKey::new(base.key.tenant.clone(), session_id.to_owned()),
-        connection: base.connection.clone(),
-        identity: base.identity.clone(),
-    });
+    // A seed-000 socket's own caller already names its one session: shared,
+    // so an idle socket keeps one copy of its connection's details.
+    let caller = if base.key.session_id == session_id {
+        Arc::clone(base)
+    } else {
+        Arc::new(Caller {
+            context: Arc::clone(&base.context),
+            key: SessionKey::new(base.key.tenant.clone(), session_id.to_owned()),
+            connection: base.connection.clone(),
+            identity: base.identity.clone(),
+        })
+    };
     let attached = caller
         .context
         .hub
