@@ -57,6 +57,9 @@ use pool::Pools;
 pub(crate) const BACKEND_GONE_MESSAGE: &str = "the backend went away";
 
 /// The attached backends of every tenant, and the work routed to them.
+/// How long an `Attach` may take to send its `hello`.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub(crate) struct BackendHub {
     pools: Arc<Mutex<Pools>>,
@@ -88,6 +91,20 @@ impl BackendHub {
         self.pools
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A client connection closed: its voice sessions end at their backends
+    /// and the pools forget it.
+    pub(crate) fn connection_closed(&self, tenant: &str, connection_id: &str) {
+        let ended = self.pools().connection_closed(tenant, connection_id);
+        if ended > 0 {
+            tracing::debug!(
+                tenant,
+                connection_id,
+                ended,
+                "voice sessions of a closed connection ended"
+            );
+        }
     }
 
     /// Routes a validated `Submit` to a backend, without waiting.
@@ -124,6 +141,12 @@ impl BackendHub {
         let first = tokio::select! {
             () = self.shutdown.cancelled() => {
                 return Err(Status::unavailable("the core is shutting down"));
+            }
+            () = tokio::time::sleep(HELLO_TIMEOUT) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no hello within {} s of Attach",
+                    HELLO_TIMEOUT.as_secs()
+                )));
             }
             first = upstream.message() => first,
         };

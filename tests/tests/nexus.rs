@@ -530,3 +530,65 @@ async fn a_bad_connect_is_refused_before_the_upgrade_and_the_subprotocol_selects
         room.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_a_busy_room_misses_nothing_between_its_snapshot_and_the_live_stream() {
+    // No message-rate limit: the talker sends as fast as it can.
+    let bridge = meno_bridge::config::BridgeConfig {
+        rate_limits: meno_bridge::limits::LimitsConfig {
+            messages_per_second: 1_000_000.0,
+            message_burst: 1_000_000,
+            ..meno_bridge::limits::LimitsConfig::default()
+        },
+        ..meno_tests::test_bridge_config()
+    };
+    let system = System::start_custom(
+        Mode::Split,
+        meno_tests::test_store().await,
+        meno_tests::test_session_config(),
+        bridge,
+        None,
+    )
+    .await;
+    let (tenant, room, home) = (tenant("t"), session_id("busy"), session_id("home"));
+    let mut talker = system.nexus(&tenant, "talker", &[&room]).await;
+    let mut joiner = system.nexus(&tenant, "joiner", &[&home]).await;
+    let total: usize = 400;
+    let talking_room = room.clone();
+    let sending = tokio::spawn(async move {
+        for n in 0..total {
+            talker
+                .say(&talking_room, &format!("c-{n}"), &format!("{n}"))
+                .await;
+        }
+        talker
+    });
+    // Join while the room is busy.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    joiner.send("JOIN_ROOM", json!({"roomId": room})).await;
+    let joined = joiner.expect_where("ROOM_JOINED", |_| true).await;
+    let mut seen: Vec<usize> = joined["data"]["lastMessages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|message| message["contentText"].as_str().unwrap().parse().unwrap())
+        .collect();
+    while seen.last().copied() != Some(total - 1) {
+        let message = joiner.expect_where("NEW_MESSAGE", |_| true).await;
+        seen.push(
+            message["data"]["contentText"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+    }
+    let first = seen[0];
+    assert_eq!(
+        seen,
+        (first..total).collect::<Vec<_>>(),
+        "every message after the snapshot's oldest, once, in order"
+    );
+    drop(sending.await.unwrap());
+}

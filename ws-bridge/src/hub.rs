@@ -139,10 +139,9 @@ struct HubInner {
     draining: std::sync::atomic::AtomicBool,
     /// The bridge's drain waits for the session tasks too.
     tracker: TaskTracker,
-    /// Directed events for the users of local sockets.
+    /// Directed events for the users of local sockets; it stops itself
+    /// once the bridge drains and its last socket is gone.
     users: UserHub,
-    /// Stops the user channel when the bridge drains.
-    stop_users: CancellationToken,
 }
 
 /// This bridge's sessions and their local sockets.
@@ -156,13 +155,12 @@ impl Hub {
     /// `tracker`, which the bridge's drain waits for.
     pub fn new(core: CoreClient, config: Arc<BridgeConfig>, tracker: TaskTracker) -> Self {
         let core = Arc::new(core);
-        let stop_users = CancellationToken::new();
         let users = UserHub::new(
             Arc::clone(&core),
             config.bridge_id.clone(),
             config.registry_touch_interval,
             tracker.clone(),
-            stop_users.clone(),
+            CancellationToken::new(),
         );
         Self {
             inner: Arc::new(HubInner {
@@ -173,7 +171,6 @@ impl Hub {
                 draining: std::sync::atomic::AtomicBool::new(false),
                 tracker,
                 users,
-                stop_users,
             }),
         }
     }
@@ -196,7 +193,7 @@ impl Hub {
         self.inner
             .draining
             .store(true, std::sync::atomic::Ordering::Release);
-        self.inner.stop_users.cancel();
+        self.inner.users.begin_drain();
         let fanouts: Vec<Arc<Fanout>> = self.sessions().values().cloned().collect();
         for fanout in fanouts {
             fanout.signal(|_| Outbound::Drain);

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core_client::CoreClient;
 
+/// Connections refreshed per call (the core accepts up to 10,000).
+pub const TOUCH_BATCH: usize = 1_000;
+
 /// Registers a socket that just connected.
 pub async fn register(
     core: &CoreClient,
@@ -77,13 +80,16 @@ pub async fn touch_loop(
         }
         let now = crate::now_ms();
         for (tenant, connection_ids) in live() {
-            let request = core.request(TouchConnectionsRequest {
-                tenant,
-                connection_ids,
-                last_activity_ms: now,
-            });
-            if let Err(status) = Box::pin(core.registry.clone().touch(request)).await {
-                tracing::warn!(error = %status, "connection registry refresh failed");
+            // The core takes a bounded batch per call.
+            for batch in connection_ids.chunks(TOUCH_BATCH) {
+                let request = core.request(TouchConnectionsRequest {
+                    tenant: tenant.clone(),
+                    connection_ids: batch.to_vec(),
+                    last_activity_ms: now,
+                });
+                if let Err(status) = Box::pin(core.registry.clone().touch(request)).await {
+                    tracing::warn!(error = %status, "connection registry refresh failed");
+                }
             }
         }
     }

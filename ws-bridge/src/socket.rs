@@ -156,7 +156,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     // Events addressed to the user (signals) come on the user channel, for
     // the dialects that show them; registered before any room is entered,
     // so nothing sent to the user once it is in a room can miss the socket.
-    let _user_channel = if dialect.receives_user_events() {
+    let user_channel = if dialect.receives_user_events() {
         let attach = context.hub.users().attach(
             &admission.tenant,
             &admission.user_id,
@@ -175,14 +175,6 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     } else {
         None
     };
-    Box::pin(crate::registry::register(
-        &context.core,
-        &admission.tenant,
-        &base.connection,
-        dialect.name(),
-        admission.rooms.first().map_or("", String::as_str),
-    ))
-    .await;
     let mut rooms = Rooms::new(outbox);
     let mut start: Vec<Message> = Vec::new();
     for session_id in &admission.rooms {
@@ -216,7 +208,18 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             }
         }
     }
+    // Registered once admitted: a socket refused above leaves no row behind.
+    Box::pin(crate::registry::register(
+        &context.core,
+        &admission.tenant,
+        &base.connection,
+        dialect.name(),
+        admission.rooms.first().map_or("", String::as_str),
+    ))
+    .await;
     let mut session = Session {
+        unsettled: None,
+        entering: false,
         expires_at_ms: admission
             .identity
             .as_ref()
@@ -232,14 +235,30 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         Err(_) => Exit::ended(Ended::Abnormal),
     };
     let left = session.rooms.take_all();
+    // Out of the user channel first: its registry refresh must not write the
+    // row back after the disconnect below.
+    drop(user_channel);
     // A drained socket's client reconnects (to this bridge's successor or
     // another one): it gets the grace period, like a broken connection.
     let graceful = exit.ended == Ended::Closed;
     let base = session.base;
+    // A room being entered or left when the socket ended may be joined on
+    // the core already: it is left too (a leave of a connection the session
+    // does not have changes nothing).
+    let unsettled = session.unsettled.take().map(|session_id| {
+        Arc::new(Caller {
+            context: Arc::clone(&base.context),
+            key: SessionKey::new(base.key.tenant.clone(), session_id),
+            connection: base.connection.clone(),
+            identity: None,
+        })
+    });
     let leave = async move {
         let leaves = left
             .iter()
-            .map(|room| join::leave(&room.caller, graceful, None));
+            .map(|room| &room.caller)
+            .chain(unsettled.iter())
+            .map(|caller| join::leave(caller, graceful, None));
         futures_util::future::join_all(leaves).await;
         crate::registry::disconnect(
             &base.context.core,
@@ -305,6 +324,13 @@ impl Drop for GaugeGuard {
 
 /// A joined socket's state between frames.
 struct Session {
+    /// The room being entered or left by the call in flight, if any: the
+    /// socket does not read its queue while it enters one (the room's first
+    /// frames would find no delivery floor yet), and leaves it if it ends
+    /// meanwhile.
+    unsettled: Option<String>,
+    /// `unsettled` is being entered.
+    entering: bool,
     /// Calls that name no room.
     base: Arc<Caller>,
     rooms: Rooms,
@@ -351,6 +377,10 @@ impl Step {
 }
 
 impl Session {
+    fn entering(&self) -> bool {
+        self.entering
+    }
+
     /// Serves the socket until it ends or decides to close it.
     ///
     /// Everything this loop waits on is the socket's own: its outbox (which
@@ -395,7 +425,7 @@ impl Session {
                         () = &mut expiry, if self.expires_at_ms.is_some() && in_flight.is_none() => Woken::Expired,
                         tick = keepalive.tick() => Woken::Tick(tick),
                         outcome = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => Woken::Answered(outcome),
-                        received = outbound.recv_many(&mut queued, 256) => Woken::Queued(received),
+                        received = outbound.recv_many(&mut queued, 256), if !self.entering() => Woken::Queued(received),
                         message = ws.next(), if in_flight.is_none() => Woken::Read(message),
                     };
                     match woken {
@@ -502,6 +532,9 @@ impl Session {
         expiry: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Vec<Message> {
         let Answered { tag, room, outcome } = answered;
+        // One call at a time: whatever it entered or left is settled now.
+        self.unsettled = None;
+        self.entering = false;
         let reply = match outcome {
             Answer::Reply(None) => return Vec::new(),
             Answer::Reply(Some(reply)) => reply,

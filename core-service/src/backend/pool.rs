@@ -26,6 +26,9 @@ use crate::user::UserKey;
 /// Where work for one backend is queued (the `Attach` response stream).
 pub(crate) type Outbox = mpsc::Sender<Result<BackendWork, Status>>;
 
+/// Voice sessions one client connection may have open at once.
+pub(crate) const MAX_VOICE_SESSIONS_PER_CONNECTION: usize = 4;
+
 /// How long a refused submit should wait before trying again.
 pub(crate) const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -163,6 +166,16 @@ impl Pools {
             }
             Some(backend_work::Item::VoiceStart(start)) => {
                 let key = voice_key(&start.voice_session_id);
+                if self.voice_sessions_of(&key.tenant, &key.connection_id)
+                    >= MAX_VOICE_SESSIONS_PER_CONNECTION
+                {
+                    return Err(CoreError::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "a connection may have at most {MAX_VOICE_SESSIONS_PER_CONNECTION} voice sessions open; end one first"
+                        ),
+                    ));
+                }
                 if self.voice.contains_key(&key) {
                     return Err(CoreError::conflict(format!(
                         "voice session {:?} is already started",
@@ -241,6 +254,53 @@ impl Pools {
     }
 
     /// Queues voice work on the backend holding its session.
+    /// A client connection closed: its voice sessions end (the backend
+    /// holding each gets a `voice_end`, best effort: a full buffer drops it
+    /// and the backend learns nothing more of that session) and nothing of
+    /// it is kept. Returns how many voice sessions it had open.
+    pub(crate) fn connection_closed(&mut self, tenant: &str, connection_id: &str) -> usize {
+        let open: Vec<(VoiceKey, u64)> = self
+            .voice
+            .iter()
+            .filter(|(key, _)| key.tenant == tenant && key.connection_id == connection_id)
+            .map(|(key, id)| (key.clone(), *id))
+            .collect();
+        for (key, id) in &open {
+            self.voice.remove(key);
+            self.voice_chunks.remove(key);
+            let Some(attached) = self.backends.get_mut(id) else {
+                continue;
+            };
+            let user_id = attached.voice.remove(key).unwrap_or_default();
+            let end = BackendWork {
+                user: Some(meno_proto::UserRef {
+                    tenant: tenant.to_owned(),
+                    user_id,
+                }),
+                connection_id: connection_id.to_owned(),
+                trace_id: String::new(),
+                item: Some(backend_work::Item::VoiceEnd(meno_proto::VoiceEnd {
+                    voice_session_id: key.voice_session_id.clone(),
+                })),
+            };
+            let _ = attached.outbox.try_send(Ok(end));
+        }
+        for attached in self.backends.values_mut() {
+            if attached.tenant == tenant {
+                attached.texts.remove(connection_id);
+            }
+        }
+        open.len()
+    }
+
+    /// How many voice sessions `connection_id` (of `tenant`) has open.
+    fn voice_sessions_of(&self, tenant: &str, connection_id: &str) -> usize {
+        self.voice
+            .keys()
+            .filter(|key| key.tenant == tenant && key.connection_id == connection_id)
+            .count()
+    }
+
     fn sticky(&mut self, key: &VoiceKey, work: BackendWork) -> Result<(), CoreError> {
         let not_found = || {
             CoreError::new(

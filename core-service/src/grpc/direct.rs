@@ -102,6 +102,10 @@ impl RegistryService for CoreApi {
         let request = request.into_inner();
         validate::tenant(&request.tenant)?;
         validate::id("connection_id", &request.connection_id)?;
+        // The voice sessions it left open end at their backends first: a
+        // failed registry write must not keep them.
+        self.backends
+            .connection_closed(&request.tenant, &request.connection_id);
         self.connections
             .disconnect(&request.tenant, &request.connection_id)
             .await?;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use meno_common::error::CoreError;
 use meno_proto::{user_stream_item, SetInterestRequest, SubscribeUsersRequest, UserEvent, UserRef};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +30,17 @@ use crate::outbox::{Outbox, USER_CHANNEL};
 
 /// A user of a tenant, as the channel keys it.
 type UserKey = (String, String);
+
+/// Whether a user's interest is declared: `None` while the first socket's
+/// declaration is on its way, then its outcome.
+type Declared = watch::Sender<Option<Result<(), CoreError>>>;
+
+/// A user's local sockets and the state of its interest.
+#[derive(Debug)]
+struct UserEntry {
+    sockets: Vec<UserSocket>,
+    declared: Declared,
+}
 
 /// A local socket of a user.
 #[derive(Debug)]
@@ -50,7 +61,7 @@ struct InterestChange {
 
 #[derive(Debug)]
 struct Inner {
-    users: Mutex<HashMap<UserKey, Vec<UserSocket>>>,
+    users: Mutex<HashMap<UserKey, UserEntry>>,
     changes: mpsc::UnboundedSender<InterestChange>,
     /// Taken by the first attach, which starts the task.
     pending: Mutex<Option<mpsc::UnboundedReceiver<InterestChange>>>,
@@ -60,6 +71,7 @@ struct Inner {
     stop: CancellationToken,
     next_socket_id: std::sync::atomic::AtomicU64,
     registry_touch_interval: Duration,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// This bridge's users with local sockets, and their event stream.
@@ -110,11 +122,12 @@ impl UserHub {
                 stop,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
                 registry_touch_interval,
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
-    fn users(&self) -> MutexGuard<'_, HashMap<UserKey, Vec<UserSocket>>> {
+    fn users(&self) -> MutexGuard<'_, HashMap<UserKey, UserEntry>> {
         self.inner
             .users
             .lock()
@@ -137,16 +150,19 @@ impl UserHub {
             .inner
             .next_socket_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let first = {
+        let (first, mut declared) = {
             let mut users = self.users();
-            let sockets = users.entry(key.clone()).or_default();
-            sockets.push(UserSocket {
+            let entry = users.entry(key.clone()).or_insert_with(|| UserEntry {
+                sockets: Vec::with_capacity(1),
+                declared: watch::channel(None).0,
+            });
+            entry.sockets.push(UserSocket {
                 socket_id,
                 connection_id: connection_id.to_owned(),
                 dialect,
                 outbox,
             });
-            sockets.len() == 1
+            (entry.sockets.len() == 1, entry.declared.subscribe())
         };
         let attached = UserAttached {
             hub: self.clone(),
@@ -154,17 +170,31 @@ impl UserHub {
             socket_id,
         };
         if first {
-            let (done, declared) = oneshot::channel();
+            let (done, outcome) = oneshot::channel();
             let change = InterestChange {
-                users: vec![key],
+                users: vec![key.clone()],
                 done: Some(done),
             };
-            if self.inner.changes.send(change).is_err() {
-                return Err(CoreError::unavailable("the bridge is stopping"));
+            let outcome = if self.inner.changes.send(change).is_err() {
+                Err(CoreError::unavailable("the bridge is stopping"))
+            } else {
+                outcome
+                    .await
+                    .unwrap_or_else(|_| Err(CoreError::unavailable("the bridge is stopping")))
+            };
+            if let Some(entry) = self.users().get(&key) {
+                entry.declared.send_replace(Some(outcome.clone()));
             }
-            declared
+            outcome?;
+        } else {
+            // Another socket of the user is declaring its interest: this one
+            // is ready when that is done, like the first.
+            let outcome = declared
+                .wait_for(Option::is_some)
                 .await
-                .unwrap_or_else(|_| Err(CoreError::unavailable("the bridge is stopping")))?;
+                .map(|outcome| outcome.clone().unwrap_or(Ok(())))
+                .unwrap_or_else(|_| Err(CoreError::unavailable("the bridge is stopping")));
+            outcome?;
         }
         Ok(attached)
     }
@@ -172,11 +202,11 @@ impl UserHub {
     fn detach(&self, key: &UserKey, socket_id: u64) {
         let last = {
             let mut users = self.users();
-            let Some(sockets) = users.get_mut(key) else {
+            let Some(entry) = users.get_mut(key) else {
                 return;
             };
-            sockets.retain(|socket| socket.socket_id != socket_id);
-            let last = sockets.is_empty();
+            entry.sockets.retain(|socket| socket.socket_id != socket_id);
+            let last = entry.sockets.is_empty();
             if last {
                 users.remove(key);
             }
@@ -187,6 +217,28 @@ impl UserHub {
                 users: vec![key.clone()],
                 done: None,
             });
+        }
+        self.stop_if_drained();
+    }
+
+    /// The bridge drains: the channel stops once its last socket is gone,
+    /// so the sockets still closing keep getting their users' events (and
+    /// the core keeps counting this bridge live for them).
+    pub fn begin_drain(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.stop_if_drained();
+    }
+
+    fn stop_if_drained(&self) {
+        if self
+            .inner
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.users().is_empty()
+        {
+            self.inner.stop.cancel();
         }
     }
 
@@ -212,10 +264,13 @@ impl UserHub {
     /// The connection ids of every socket held now, by tenant.
     fn live_connections(&self) -> HashMap<String, Vec<String>> {
         let mut live: HashMap<String, Vec<String>> = HashMap::new();
-        for ((tenant, _), sockets) in self.users().iter() {
-            live.entry(tenant.clone())
-                .or_default()
-                .extend(sockets.iter().map(|socket| socket.connection_id.clone()));
+        for ((tenant, _), entry) in self.users().iter() {
+            live.entry(tenant.clone()).or_default().extend(
+                entry
+                    .sockets
+                    .iter()
+                    .map(|socket| socket.connection_id.clone()),
+            );
         }
         live
     }
@@ -229,10 +284,10 @@ impl UserHub {
         let key = (user.tenant.clone(), user.user_id.clone());
         let mut encoded: [Option<Option<Utf8Bytes>>; DIALECT_COUNT] = Default::default();
         let users = self.users();
-        let Some(sockets) = users.get(&key) else {
+        let Some(entry) = users.get(&key) else {
             return;
         };
-        for socket in sockets {
+        for socket in &entry.sockets {
             if !event.connection_id.is_empty() && event.connection_id != socket.connection_id {
                 continue;
             }

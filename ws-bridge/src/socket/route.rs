@@ -123,6 +123,8 @@ impl Session {
             }
         }
         let (number, outbox) = self.rooms.reserve();
+        self.unsettled = Some(room.clone());
+        self.entering = true;
         let base = Arc::clone(&self.base);
         let dialect = self.dialect;
         Routed::Call(Box::pin(async move {
@@ -141,6 +143,7 @@ impl Session {
         let Some(left) = self.rooms.remove(&room) else {
             return self.refuse(&tag, ErrorCode::NotFound, format!("not in room {room}"));
         };
+        self.unsettled = Some(room.clone());
         Routed::Call(Box::pin(async move {
             join::leave(&left.caller, true, tag.trace_id.as_deref()).await;
             drop(left);

@@ -250,3 +250,48 @@ fn new_work_goes_to_the_remaining_backends() {
     }
     assert_eq!(texts(&drain(&mut remaining)), ["m0", "m1", "m2"]);
 }
+
+#[test]
+fn a_closed_connection_ends_its_voice_sessions_at_their_backend_and_is_forgotten() {
+    let mut pools = Pools::default();
+    let (_, mut voice) = backend(&mut pools, "t1", BackendKind::Voice, 16);
+    pools.route(work("t1", "u1", "c1", start("v1"))).unwrap();
+    pools.route(work("t1", "u1", "c1", data("v1", 0))).unwrap();
+    pools.route(work("t1", "u2", "c2", start("v2"))).unwrap();
+    drain(&mut voice);
+
+    assert_eq!(pools.connection_closed("t1", "c1"), 1);
+    let ended = drain(&mut voice);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].connection_id, "c1");
+    assert!(matches!(
+        &ended[0].item,
+        Some(backend_work::Item::VoiceEnd(end)) if end.voice_session_id == "v1"
+    ));
+    let refused = pools
+        .route(work("t1", "u1", "c1", data("v1", 1)))
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::NotFound);
+    // The other connection's session is untouched.
+    pools.route(work("t1", "u2", "c2", data("v2", 0))).unwrap();
+    assert_eq!(pools.connection_closed("other-tenant", "c2"), 0);
+}
+
+#[test]
+fn a_connection_may_have_a_bounded_number_of_voice_sessions() {
+    let mut pools = Pools::default();
+    let (_, _voice) = backend(&mut pools, "t1", BackendKind::Voice, 64);
+    for n in 0..MAX_VOICE_SESSIONS_PER_CONNECTION {
+        pools
+            .route(work("t1", "u1", "c1", start(&format!("v{n}"))))
+            .unwrap();
+    }
+    let refused = pools
+        .route(work("t1", "u1", "c1", start("one-too-many")))
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::RateLimited);
+    pools.route(work("t1", "u1", "c1", end("v0"))).unwrap();
+    pools
+        .route(work("t1", "u1", "c1", start("one-too-many")))
+        .unwrap();
+}
