@@ -275,3 +275,36 @@ async fn a_backend_that_does_not_keep_up_costs_bounded_memory_and_the_client_hea
         "refused after {sent} chunks of 16 KiB: the core's buffer is bounded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_session_ends_its_voice_session_at_the_backend() {
+    let system = System::start(Mode::Split).await;
+    let tenant = session_id("tenant");
+    let mut backend = attach(&system, &tenant, BackendKind::Voice).await;
+    let mut client = assistant_client(&system, &tenant, "u1").await;
+    send(
+        &mut client,
+        "voice_start",
+        json!({"audioFormat": "webm", "sessionId": "left-open"}),
+    )
+    .await;
+    send(
+        &mut client,
+        "voice_data",
+        json!({"audioData": "AAEC", "sessionId": "left-open"}),
+    )
+    .await;
+    assert!(matches!(
+        backend.next().await.item,
+        Some(backend_work::Item::VoiceStart(_))
+    ));
+    assert!(matches!(
+        backend.next().await.item,
+        Some(backend_work::Item::VoiceData(_))
+    ));
+    client.close().await;
+    let Some(backend_work::Item::VoiceEnd(end)) = backend.next().await.item else {
+        panic!("the backend is told the voice session ended");
+    };
+    assert_eq!(end.voice_session_id, "left-open");
+}
