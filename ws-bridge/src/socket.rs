@@ -175,7 +175,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     } else {
         None
     };
-    let mut rooms = Rooms::new(outbox);
+    let mut rooms = Rooms::new(outbox, admission.rooms.len());
     let mut start: Vec<Message> = Vec::new();
     for session_id in &admission.rooms {
         let (number, room_outbox) = rooms.reserve();

@@ -39,7 +39,9 @@ type Declared = watch::Sender<Option<Result<(), CoreError>>>;
 #[derive(Debug)]
 struct UserEntry {
     sockets: Vec<UserSocket>,
-    declared: Declared,
+    /// While the first socket's declaration is on its way: later sockets
+    /// wait on it. `None` once declared (an idle user keeps no channel).
+    declaring: Option<Declared>,
 }
 
 /// A local socket of a user.
@@ -150,11 +152,11 @@ impl UserHub {
             .inner
             .next_socket_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (first, mut declared) = {
+        let (first, declaring) = {
             let mut users = self.users();
             let entry = users.entry(key.clone()).or_insert_with(|| UserEntry {
                 sockets: Vec::with_capacity(1),
-                declared: watch::channel(None).0,
+                declaring: Some(watch::channel(None).0),
             });
             entry.sockets.push(UserSocket {
                 socket_id,
@@ -162,7 +164,10 @@ impl UserHub {
                 dialect,
                 outbox,
             });
-            (entry.sockets.len() == 1, entry.declared.subscribe())
+            (
+                entry.sockets.len() == 1,
+                entry.declaring.as_ref().map(watch::Sender::subscribe),
+            )
         };
         let attached = UserAttached {
             hub: self.clone(),
@@ -182,11 +187,15 @@ impl UserHub {
                     .await
                     .unwrap_or_else(|_| Err(CoreError::unavailable("the bridge is stopping")))
             };
-            if let Some(entry) = self.users().get(&key) {
-                entry.declared.send_replace(Some(outcome.clone()));
+            let declaring = self
+                .users()
+                .get_mut(&key)
+                .and_then(|entry| entry.declaring.take());
+            if let Some(declaring) = declaring {
+                declaring.send_replace(Some(outcome.clone()));
             }
             outcome?;
-        } else {
+        } else if let Some(mut declared) = declaring {
             // Another socket of the user is declaring its interest: this one
             // is ready when that is done, like the first.
             let outcome = declared

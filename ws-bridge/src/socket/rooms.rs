@@ -54,9 +54,12 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    pub(crate) fn new(outbox: Outbox) -> Self {
+    /// No room yet; room for `expected` without growing (a `Vec` would
+    /// otherwise reserve four at the first, and every idle seed-000 socket
+    /// holds its one room for life).
+    pub(crate) fn new(outbox: Outbox, expected: usize) -> Self {
         Self {
-            rooms: Vec::new(),
+            rooms: Vec::with_capacity(expected),
             next_number: 0,
             outbox,
         }
