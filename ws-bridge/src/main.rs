@@ -32,6 +32,12 @@ struct Cli {
         next_help_heading = "In-process core (monolithic mode, without --core)"
     )]
     core: meno_core::config::CoreArgs,
+    /// Also serve the in-process core's gRPC API here (monolithic mode), so
+    /// backends (assistant, voice) and grpcurl can reach it. Loopback only:
+    /// in monolithic mode the API takes no bearer token.
+    #[cfg(feature = "monolithic")]
+    #[arg(long, env = "MENO_GRPC_LISTEN")]
+    grpc_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -64,6 +70,29 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             (client, Some(core))
         }
     };
+    let stop = CancellationToken::new();
+    // The in-process core's gRPC server stops with the core, after the edge
+    // has drained, so sockets still closing can call it.
+    let grpc_stop = CancellationToken::new();
+    #[cfg(feature = "monolithic")]
+    if let Some(addr) = cli.grpc_listen {
+        let Some(core) = &in_process_core else {
+            anyhow::bail!(
+                "--grpc-listen serves the in-process core: it needs monolithic mode (no --core)"
+            );
+        };
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "invalid setting --grpc-listen {addr}: monolithic mode serves gRPC without a bearer \
+                 token, so only on loopback; run meno-core with --grpc-token-file to serve it further"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --grpc-listen {addr}"))?;
+        tracing::info!(grpc_listen = %addr, "serving the in-process core's gRPC API");
+        core.serve_grpc(listener, grpc_stop.clone());
+    }
     #[cfg(not(feature = "monolithic"))]
     let core_client = match &args.core {
         Some(url) => remote_core(args, &config, url)?,
@@ -81,7 +110,6 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         "meno-bridge serving: demo page at http://{}/",
         args.listen
     );
-    let stop = CancellationToken::new();
     tokio::spawn(meno_common::telemetry::cancel_on_signal(stop.clone()));
     let mut bridge = Bridge::new(core_client, config);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -89,6 +117,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         tracing::info!("serving https and wss");
     }
     bridge.serve(listener, stop, args.drain_timeout).await;
+    grpc_stop.cancel();
     #[cfg(feature = "monolithic")]
     if let Some(core) = in_process_core {
         core.stop(args.drain_timeout).await;

@@ -13,6 +13,7 @@ use meno_bridge::core_client::CoreClient;
 use meno_core::clock::SystemClock;
 use meno_core::config::CoreArgs;
 use meno_core::server::{open_store, Core};
+use tokio_util::sync::CancellationToken;
 
 /// The core hosted by this process.
 pub(crate) struct InProcessCore(Core);
@@ -36,6 +37,16 @@ pub(crate) async fn start(
 }
 
 impl InProcessCore {
+    /// Serves the core's gRPC API on `listener` too, until `stop`.
+    pub(crate) fn serve_grpc(&self, listener: tokio::net::TcpListener, stop: CancellationToken) {
+        let core = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(err) = core.serve(listener, stop).await {
+                tracing::error!(error = %err, "the in-process core's gRPC server failed");
+            }
+        });
+    }
+
     /// Drains the core once the edge has: its actors flush what they write
     /// behind and stop, within `deadline`.
     pub(crate) async fn stop(self, deadline: Duration) {
