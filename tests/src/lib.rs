@@ -245,10 +245,15 @@ impl Drop for System {
     }
 }
 
-/// A seed-000 WebSocket client.
+/// A JSON WebSocket client: seed 000's by default (a frame's kind is its
+/// `type`); other dialects name the kind field and check every frame.
 #[derive(Debug)]
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The field naming a frame's kind: `type`, or NexusChat's `event`.
+    kind_field: &'static str,
+    /// Asserted of every frame received.
+    check: fn(&Value),
 }
 
 /// What the next read of a socket brought.
@@ -264,12 +269,28 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|err| panic!("connect {url}: {err}"));
-        Self { ws }
+        Self::over(ws)
     }
 
     /// Wraps an already connected WebSocket.
     pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        Self { ws }
+        Self::over(ws)
+    }
+
+    fn over(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            ws,
+            kind_field: "type",
+            check: |_| {},
+        }
+    }
+
+    /// The same socket, reading frames whose kind is `kind_field` and
+    /// asserting `check` of each.
+    pub fn speaking(mut self, kind_field: &'static str, check: fn(&Value)) -> Self {
+        self.kind_field = kind_field;
+        self.check = check;
+        self
     }
 
     /// The WebSocket itself, for a test that reads and writes at once.
@@ -286,7 +307,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .unwrap_or_else(|err| panic!("connect {url}: {err}"));
-        Self { ws }
+        Self::over(ws)
     }
 
     /// The next frame, close or end, failing the test after [`WAIT`].
@@ -360,7 +381,9 @@ impl Client {
                 .ok()?;
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return Some(serde_json::from_str(&text).expect("server sent JSON"))
+                    let frame: Value = serde_json::from_str(&text).expect("server sent JSON");
+                    (self.check)(&frame);
+                    return Some(frame);
                 }
                 Some(Ok(Message::Close(frame))) => panic!("closed by server: {frame:?}"),
                 Some(Ok(_)) => continue,
@@ -373,7 +396,7 @@ impl Client {
     /// The next frame, asserting its type.
     pub async fn expect(&mut self, kind: &str) -> Value {
         let frame = self.recv().await;
-        assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
+        assert_eq!(frame[self.kind_field], kind, "expected {kind}, got {frame}");
         frame
     }
 
@@ -393,7 +416,7 @@ impl Client {
             let Some(frame) = self.try_recv(left).await else {
                 panic!("no {kind} matching within {WAIT:?}; saw {seen:#?}");
             };
-            if frame["type"] == kind && matches(&frame) {
+            if frame[self.kind_field] == kind && matches(&frame) {
                 return frame;
             }
             seen.push(frame);

@@ -5,18 +5,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{System, WAIT};
+use crate::{Client, System, WAIT};
 
-/// A NexusChat WebSocket client.
+/// A NexusChat WebSocket client: the JSON [`Client`] reading `event`, every
+/// frame checked for its `traceId`.
 #[derive(Debug)]
 pub struct NexusClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    client: Client,
     next_trace: u64,
     name: String,
 }
@@ -45,26 +44,30 @@ impl System {
 
 impl NexusClient {
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .unwrap_or_else(|err| panic!("connect {url}: {err}"));
         let name = url
             .split("userId=")
             .nth(1)
             .and_then(|rest| rest.split('&').next())
             .unwrap_or("client")
             .to_owned();
-        Self {
-            ws,
-            next_trace: 0,
-            name,
-        }
+        let mut client = Self::from_client(Client::connect(url).await);
+        client.name = name;
+        client
     }
 
     /// Wraps an already connected WebSocket.
     pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self::from_client(Client::from_stream(ws))
+    }
+
+    fn from_client(client: Client) -> Self {
         Self {
-            ws,
+            client: client.speaking("event", |frame| {
+                assert!(
+                    frame["traceId"].as_str().is_some_and(|id| !id.is_empty()),
+                    "every NexusChat frame has a traceId: {frame}"
+                );
+            }),
             next_trace: 0,
             name: String::from("client"),
         }
@@ -80,10 +83,7 @@ impl NexusClient {
     }
 
     pub async fn send_raw(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send frame");
+        self.client.send_raw(text).await;
     }
 
     /// `SEND_MSG` of a TEXT message; returns the trace id.
@@ -97,52 +97,17 @@ impl NexusClient {
 
     /// The next frame within `wait`, or `None`.
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let message = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?;
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    let frame: Value = serde_json::from_str(&text).expect("server sent JSON");
-                    assert!(
-                        frame["traceId"].as_str().is_some_and(|id| !id.is_empty()),
-                        "every NexusChat frame has a traceId: {frame}"
-                    );
-                    return Some(frame);
-                }
-                Some(Ok(Message::Close(frame))) => panic!("closed by server: {frame:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(err)) => panic!("socket error: {err}"),
-                None => panic!("socket ended"),
-            }
-        }
+        self.client.try_recv(wait).await
     }
 
     /// The next frame, asserting its event.
     pub async fn expect(&mut self, event: &str) -> Value {
-        let frame = self
-            .try_recv(WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no {event} within {WAIT:?}"));
-        assert_eq!(frame["event"], event, "expected {event}, got {frame}");
-        frame
+        self.client.expect(event).await
     }
 
     /// Skips frames until one of `event` satisfies `matches`.
     pub async fn expect_where(&mut self, event: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(frame) = self.try_recv(left).await else {
-                panic!("no {event} matching within {WAIT:?}; saw {seen:#?}");
-            };
-            if frame["event"] == event && matches(&frame) {
-                return frame;
-            }
-            seen.push(frame);
-        }
+        self.client.expect_where(event, matches).await
     }
 
     /// Asserts that nothing arrives for `quiet` but frames `allowed` accepts.
@@ -151,25 +116,17 @@ impl NexusClient {
         quiet: Duration,
         allowed: impl Fn(&Value) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + quiet;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(frame) = self.try_recv(left).await else {
-                return;
-            };
-            assert!(allowed(&frame), "expected no frame, got {frame}");
-        }
+        self.client.expect_silence_except(quiet, allowed).await;
     }
 
     /// Asserts that nothing arrives for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
-        self.expect_silence_except(quiet, |_| false).await;
+        self.client.expect_silence(quiet).await;
     }
 
     /// Closes with a close frame (a graceful leave).
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-        while let Some(Ok(_)) = self.ws.next().await {}
+    pub async fn close(self) {
+        self.client.close().await;
     }
 }
 

@@ -377,10 +377,6 @@ impl Step {
 }
 
 impl Session {
-    fn entering(&self) -> bool {
-        self.entering
-    }
-
     /// Serves the socket until it ends or decides to close it.
     ///
     /// Everything this loop waits on is the socket's own: its outbox (which
@@ -425,7 +421,7 @@ impl Session {
                         () = &mut expiry, if self.expires_at_ms.is_some() && in_flight.is_none() => Woken::Expired,
                         tick = keepalive.tick() => Woken::Tick(tick),
                         outcome = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => Woken::Answered(outcome),
-                        received = outbound.recv_many(&mut queued, 256), if !self.entering() => Woken::Queued(received),
+                        received = outbound.recv_many(&mut queued, 256), if !self.entering => Woken::Queued(received),
                         message = ws.next(), if in_flight.is_none() => Woken::Read(message),
                     };
                     match woken {
