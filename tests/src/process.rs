@@ -12,10 +12,34 @@ pub struct Process {
     pub addr: SocketAddr,
 }
 
-/// A free loopback port (bound, read, released).
+/// Ports [`free_addr`] hands out: below the kernel's ephemeral range
+/// (32768–60999 here), so no outgoing connection holds one as its source
+/// port, and a port that one test released (a core it kills and restarts on
+/// the same address) is never handed to another test meanwhile, as the
+/// kernel's `bind(:0)` would.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A free loopback port, never the same one twice in this process: checked
+/// free by binding it, then released for the process under test to bind.
+/// Test binaries running at once start at offsets of their pids.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(997) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = TEST_PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = u16::try_from(port).expect("test ports fit in u16");
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("addr");
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 impl Process {
@@ -38,8 +62,9 @@ impl Process {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn meno-bridge");
-        let process = Self { child, addr };
+        let mut process = Self { child, addr };
         process.wait_ready().await;
+        process.assert_running();
         process
     }
 
@@ -57,8 +82,9 @@ impl Process {
             "--core".to_owned(),
             format!("http://{core_addr}"),
         ];
-        let bridge = Self::spawn_with_env("meno-bridge", addr, &args, env);
+        let mut bridge = Self::spawn_with_env("meno-bridge", addr, &args, env);
         bridge.wait_ready().await;
+        bridge.assert_running();
         bridge
     }
 
@@ -97,16 +123,26 @@ impl Process {
     pub async fn core_with_env(addr: SocketAddr, args: &[&str], env: &[(&str, String)]) -> Self {
         let mut all = vec!["--listen".to_owned(), addr.to_string()];
         all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        let core = Self::spawn_with_env("meno-core", addr, &all, env);
+        let mut core = Self::spawn_with_env("meno-core", addr, &all, env);
         let deadline = tokio::time::Instant::now() + crate::WAIT;
         while tokio::net::TcpStream::connect(addr).await.is_err() {
+            core.assert_running();
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "meno-core did not listen on {addr}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        core.assert_running();
         core
+    }
+
+    /// Panics when the process has exited: whatever answers on its address
+    /// then is another process, which a test must never talk to unknowingly.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the process for {} exited: {status}", self.addr);
+        }
     }
 
     /// Starts a `meno-bridge` in front of the core at `core` and waits until
@@ -119,8 +155,9 @@ impl Process {
             format!("http://{core}"),
         ];
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        let bridge = Self::spawn("meno-bridge", addr, &args);
+        let mut bridge = Self::spawn("meno-bridge", addr, &args);
         bridge.wait_ready().await;
+        bridge.assert_running();
         bridge
     }
 
