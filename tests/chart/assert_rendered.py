@@ -5,7 +5,7 @@
     assert_rendered.py --docs CHART_DIR
 
 CASE is one of: default, minimal-dev, production, production-no-crd,
-tls-everywhere. Prints one line per check and, last, a line
+tls-everywhere, scale-out. Prints one line per check and, last, a line
 `assertions: N passed, M failed`; exits 1 when any check failed.
 
 --docs checks the chart's documentation instead: every value of values.yaml
@@ -103,6 +103,10 @@ def labels_match(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+# Cases rendering several core replicas (on ScyllaDB).
+SCALE_OUT_CASES = {"scale-out"}
+
+
 # --- checks every case shares ------------------------------------------------
 
 
@@ -118,10 +122,16 @@ def common_checks(m, case, release):
     benv = env_of(bridge, bc, configmaps)
     cenv = env_of(core, cc, configmaps)
 
-    # The single core.
-    check(core["spec"].get("replicas") == 1, "core replicas == 1", core["spec"].get("replicas"))
-    check(core["spec"].get("strategy", {}).get("type") == "Recreate", "core strategy Recreate",
-          core["spec"].get("strategy"))
+    # The single core (scale-out checks its replicas in its own case).
+    if case not in SCALE_OUT_CASES:
+        check(core["spec"].get("replicas") == 1, "core replicas == 1", core["spec"].get("replicas"))
+        check(core["spec"].get("strategy", {}).get("type") == "Recreate", "core strategy Recreate",
+              core["spec"].get("strategy"))
+        check(m.one("Service", "-core-peers") is None, "one core: no headless peers Service")
+        check(not any(k in cenv for k in ("MENO_PEERS", "MENO_PEERS_DNS", "MENO_REPLICA_ID", "MENO_ADVERTISE_URL",
+                                          "MENO_OWNERSHIP_TTL")),
+              "one core: no membership or ownership settings")
+        check(not pod_spec(core).get("topologySpreadConstraints"), "one core: no topology spread")
     check(bc["command"] == ["/usr/local/bin/meno-bridge"] and cc["command"] == ["/usr/local/bin/meno-core"],
           "containers run meno-bridge and meno-core")
     check(bc["image"] == cc["image"], "one image for both binaries")
@@ -144,6 +154,11 @@ def common_checks(m, case, release):
               "core Service ports grpc 50051 and metrics 9090")
         check(not labels_match(core_svc["spec"]["selector"], bridge["spec"]["template"]["metadata"]["labels"]),
               "core Service does not select bridges")
+        # One core: reachable even while NOT_SERVING (nothing to fail over to);
+        # several: only ready replicas, since another one can answer.
+        want_not_ready = case not in SCALE_OUT_CASES
+        check(core_svc["spec"].get("publishNotReadyAddresses") is want_not_ready,
+              f"core Service publishNotReadyAddresses {want_not_ready}", core_svc["spec"].get("publishNotReadyAddresses"))
     if bridge_svc:
         check(labels_match(bridge_svc["spec"]["selector"], bridge["spec"]["template"]["metadata"]["labels"]),
               "bridge Service selects the bridge pods")
@@ -449,6 +464,86 @@ def case_tls_everywhere(m, ctx, release, notes):
     del full
 
 
+def case_scale_out(m, ctx, release, notes):
+    core, cc, cenv = ctx["core"], ctx["cc"], ctx["cenv"]
+    full = f"{release}-meno-realtime"
+    spec = core["spec"]
+    check(spec.get("replicas") == 3, "three core replicas", spec.get("replicas"))
+    strategy = spec.get("strategy", {})
+    check(strategy.get("type") == "RollingUpdate"
+          and strategy.get("rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0},
+          "core RollingUpdate, maxSurge 1, maxUnavailable 0", strategy)
+    check(cenv.get("MENO_STORE") == "scylla", "store scylla")
+    check(not m.all("PersistentVolumeClaim") and not any(v["name"] == "data" for v in pod_spec(core)["volumes"]),
+          "no volume for the store")
+
+    # Membership: the headless Service of ready replicas, re-resolved by each.
+    peers = m.one("Service", "-core-peers")
+    if check(peers is not None, "a headless Service <fullname>-core-peers"):
+        ps = peers["spec"]
+        check(ps.get("clusterIP") == "None", "peers Service is headless (clusterIP None)", ps.get("clusterIP"))
+        check(ps.get("publishNotReadyAddresses") is False, "peers Service leaves not-ready replicas out")
+        check(labels_match(ps["selector"], core["spec"]["template"]["metadata"]["labels"])
+              and not labels_match(ps["selector"], ctx["bridge"]["spec"]["template"]["metadata"]["labels"]),
+              "peers Service selects the core pods only")
+        check([(p["name"], p["port"], p["targetPort"]) for p in ps["ports"]] == [("grpc", 50051, "grpc")],
+              "peers Service has the one port grpc 50051", ps["ports"])
+        ns = peers["metadata"]["namespace"]
+        want = f"{peers['metadata']['name']}.{ns}.svc.cluster.local:50051"
+        check(cenv.get("MENO_PEERS_DNS") == want, f"--peers-dns {want}", cenv.get("MENO_PEERS_DNS"))
+        check(len(peers["metadata"]["name"]) <= 63, "peers Service name fits a DNS label")
+    check("MENO_PEERS" not in cenv, "no static --peers beside --peers-dns")
+    check(cenv.get("MENO_SCYLLA_TABLE_CORE_REPLICAS") == "core_replicas"
+          and cenv.get("MENO_SCYLLA_TABLE_SESSION_OWNERS") == "session_owners",
+          "the ownership tables are named (the migration Job gets the same)")
+    check(cenv.get("MENO_OWNERSHIP_TTL") == "4s", "--ownership-ttl from core.ownershipTtl", cenv.get("MENO_OWNERSHIP_TTL"))
+
+    # Each replica's id and address, from the downward API.
+    env_list = cc.get("env", [])
+    names = [e["name"] for e in env_list]
+    by_name = {e["name"]: e for e in env_list}
+    field = lambda name: ((by_name.get(name) or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+    check(field("MENO_REPLICA_ID") == "metadata.name", "--replica-id is the pod name", by_name.get("MENO_REPLICA_ID"))
+    check(field("POD_IP") == "status.podIP", "POD_IP from status.podIP")
+    check((by_name.get("MENO_ADVERTISE_URL") or {}).get("value") == "http://$(POD_IP):50051",
+          "--advertise-url http://$(POD_IP):50051", by_name.get("MENO_ADVERTISE_URL"))
+    check("POD_IP" in names and "MENO_ADVERTISE_URL" in names
+          and names.index("POD_IP") < names.index("MENO_ADVERTISE_URL"),
+          "POD_IP is defined before MENO_ADVERTISE_URL refers to it")
+    configmap_keys = set((ctx["configmaps"].get(f"{full}-core") or {}).get("data", {}))
+    check(not configmap_keys & {"MENO_REPLICA_ID", "MENO_ADVERTISE_URL"},
+          "per-pod settings are not in the shared ConfigMap")
+
+    # Handoff and disruptions.
+    grace = pod_spec(core).get("terminationGracePeriodSeconds", 30)
+    drain = seconds(cenv.get("MENO_DRAIN_TIMEOUT", "0s"))
+    check(grace >= drain + 10, f"core grace {grace}s leaves 10 s after the {drain:g}s drain to release ownerships")
+    pdbs = [p for p in m.all("PodDisruptionBudget") if p["metadata"]["name"] == core["metadata"]["name"]]
+    check(len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1, "core PDB maxUnavailable 1",
+          [p["spec"] for p in pdbs])
+    spread = pod_spec(core).get("topologySpreadConstraints", [])
+    check(sorted(c["topologyKey"] for c in spread) == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+          and all(labels_match(c["labelSelector"]["matchLabels"], core["spec"]["template"]["metadata"]["labels"])
+                  for c in spread),
+          "core replicas spread over zones and nodes")
+    check(not any(h["spec"]["scaleTargetRef"]["name"] == core["metadata"]["name"]
+                  for h in m.all("HorizontalPodAutoscaler")), "the core is never autoscaled")
+
+    # Replicas reach one another's gRPC port.
+    np = m.all("NetworkPolicy")[0]
+    core_labels = core["spec"]["template"]["metadata"]["labels"]
+    check(any(any(p.get("port") == 50051 for p in r.get("ports", []))
+              and any("podSelector" in peer and "namespaceSelector" not in peer
+                      and labels_match(peer["podSelector"].get("matchLabels", {}), core_labels)
+                      for peer in r.get("from", []))
+              for r in np["spec"]["ingress"]),
+          "NetworkPolicy: core replicas may reach one another's gRPC port")
+    check_migration_job(m, ctx, expect=True)
+    check_notes(notes, "ws://127.0.0.1:8080/ws",
+                expect=[f"{full}-core  3 replicas (members: {full}-core-peers, ownership TTL 4s)"],
+                absent=["WARNING", "exactly one"])
+
+
 # --- documentation -----------------------------------------------------------
 
 
@@ -530,6 +625,7 @@ def main():
                 "production": case_production,
                 "production-no-crd": lambda m_, c, r, n: case_production(m_, c, r, n, crd=False),
                 "tls-everywhere": case_tls_everywhere,
+                "scale-out": case_scale_out,
             }[args.case](m, ctx, args.release, args.notes)
     print(f"assertions: {PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)

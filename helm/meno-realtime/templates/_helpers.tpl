@@ -103,6 +103,50 @@ Secret names: existingSecret, or "<fullname>-<suffix>" by convention.
 {{- printf "%s://%s.%s.svc:%d" (ternary "https" "http" .Values.core.tls.enabled) (include "meno.core.fullname" .) .Release.Namespace (int .Values.core.grpcPort) }}
 {{- end }}
 
+{{/*
+Several core replicas ("true" or empty): core.replicas above 1, which the
+checks below allow only with the ScyllaDB store. Everything that one replica
+does not need (the headless Service, --peers-dns, RollingUpdate, spreading)
+hangs on this, so a single core renders as it always did.
+*/}}
+{{- define "meno.core.scaleOut" -}}
+{{- if gt (int .Values.core.replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{/* The headless Service whose A records are the live (ready) core replicas. */}}
+{{- define "meno.core.peersName" -}}
+{{- printf "%s-core-peers" (include "meno.fullname" .) }}
+{{- end }}
+
+{{/* --peers-dns: the headless Service's fully qualified name and gRPC port. */}}
+{{- define "meno.core.peersDns" -}}
+{{- printf "%s.%s.svc.%s:%d" (include "meno.core.peersName" .) .Release.Namespace .Values.clusterDomain (int .Values.core.grpcPort) }}
+{{- end }}
+
+{{/*
+Env entries of each core replica when there are several: its id (the pod
+name, stable for the pod's life and unique among live pods) and the gRPC URL
+bridges and the other replicas dial it at (its pod IP; IPv4). core.extraEnv
+overrides either, as it overrides every other setting.
+*/}}
+{{- define "meno.core.replicaEnv" -}}
+{{- $extra := .Values.core.extraEnv }}
+{{- if not (hasKey $extra "MENO_REPLICA_ID") }}
+- name: MENO_REPLICA_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
+{{- if not (hasKey $extra "MENO_ADVERTISE_URL") }}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: MENO_ADVERTISE_URL
+  value: {{ printf "http://$(POD_IP):%d" (int .Values.core.grpcPort) | quote }}
+{{- end }}
+{{- end }}
+
 {{/* The path the Ingress routes to the bridges. */}}
 {{- define "meno.ingressPath" -}}
 {{- default .Values.bridge.wsPath .Values.ingress.path }}
@@ -157,6 +201,8 @@ MENO_SCYLLA_TABLE_CONNECTION_REGISTRY_BY_USER: {{ $s.tables.connectionRegistryBy
 MENO_SCYLLA_TABLE_PRESENCE: {{ $s.tables.presence | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS: {{ $s.tables.connections | quote }}
 MENO_SCYLLA_TABLE_CONNECTIONS_BY_USER: {{ $s.tables.connectionsByUser | quote }}
+MENO_SCYLLA_TABLE_CORE_REPLICAS: {{ $s.tables.coreReplicas | quote }}
+MENO_SCYLLA_TABLE_SESSION_OWNERS: {{ $s.tables.sessionOwners | quote }}
 MENO_CREATE_KEYSPACE: {{ $s.replication.createKeyspace | quote }}
 MENO_REPLICATION_STRATEGY: {{ $s.replication.strategy | quote }}
 {{- if $s.replication.datacenter }}
@@ -256,8 +302,14 @@ check stops `helm install`/`helm template` with a message naming the value.
 */}}
 {{- define "meno.validate" -}}
 {{- $v := .Values }}
-{{- if ne (int $v.core.replicas) 1 }}
-{{- fail "core.replicas must be 1: two live cores would each run an actor for the same session and split its order (see the chart README)" }}
+{{- if lt (int $v.core.replicas) 1 }}
+{{- fail "core.replicas must be at least 1" }}
+{{- end }}
+{{- if and (gt (int $v.core.replicas) 1) (ne $v.store.type "scylla") }}
+{{- fail (printf "core.replicas is %d, but several core replicas need store.type scylla: the %s store lives in one process, so exactly one core may run on it (ownership of sessions between replicas is recorded and fenced in ScyllaDB; see the chart README, \"Several core replicas\")" (int $v.core.replicas) $v.store.type) }}
+{{- end }}
+{{- if and (gt (int $v.core.replicas) 1) $v.core.tls.enabled }}
+{{- fail "core.tls.enabled with core.replicas above 1 is not supported yet: bridges and replicas reach each replica at its pod IP, which the core's certificate does not name" }}
 {{- end }}
 {{- if eq $v.store.type "scylla" }}
 {{- if not $v.store.scylla.nodes }}
