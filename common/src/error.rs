@@ -105,6 +105,9 @@ pub struct CoreError {
     pub message: String,
     /// When set, how long to wait before retrying.
     pub retry_after: Option<Duration>,
+    /// With several core replicas: the URL of the replica that owns the
+    /// session (the caller should send its session calls there).
+    pub owner_url: Option<String>,
 }
 
 impl CoreError {
@@ -114,6 +117,7 @@ impl CoreError {
             code,
             message: message.into(),
             retry_after: None,
+            owner_url: None,
         }
     }
 
@@ -160,10 +164,16 @@ impl CoreError {
             }
             code => ErrorCode::from_grpc(code),
         };
+        let owner_url = status
+            .metadata()
+            .get(OWNER_URL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Self {
             code,
             message: status.message().to_owned(),
             retry_after,
+            owner_url,
         }
     }
 }
@@ -171,12 +181,21 @@ impl CoreError {
 /// gRPC metadata key carrying a retry hint in milliseconds.
 pub const RETRY_AFTER_MS_HEADER: &str = "meno-retry-after-ms";
 
+/// gRPC metadata key carrying the URL of the core replica that owns the
+/// session a call named (with `UNAVAILABLE`): call it there instead.
+pub const OWNER_URL_HEADER: &str = "meno-owner-url";
+
 impl From<CoreError> for tonic::Status {
     fn from(err: CoreError) -> Self {
         let mut status = tonic::Status::new(err.code.grpc_code(), err.message);
         if let Some(after) = err.retry_after {
             if let Ok(value) = after.as_millis().to_string().parse() {
                 status.metadata_mut().insert(RETRY_AFTER_MS_HEADER, value);
+            }
+        }
+        if let Some(url) = err.owner_url {
+            if let Ok(value) = url.parse() {
+                status.metadata_mut().insert(OWNER_URL_HEADER, value);
             }
         }
         status

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 mod message_kind;
 pub mod metrics;
+pub mod ownership;
 pub mod registry;
 pub mod server;
 mod session;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use meno_core::clock::SystemClock;
-use meno_core::config::{CoreArgs, ScyllaArgs};
+use meno_core::config::{CoreArgs, ScyllaArgs, StoreKind};
+use meno_core::ownership::{Ownership, OwnershipConfig, Peers};
 use meno_core::server::{open_store, Core, CoreOptions};
 use meno_core::store::scylla::{connect_session, migrate, schema};
 use meno_core::telemetry::TraceArgs;
@@ -52,7 +53,92 @@ struct Cli {
     #[command(flatten)]
     core: CoreArgs,
     #[command(flatten)]
+    replicas: ReplicaArgs,
+    #[command(flatten)]
     traces: TraceArgs,
+}
+
+/// Several core replicas sharing sessions (ScyllaDB store only).
+#[derive(Debug, clap::Args)]
+struct ReplicaArgs {
+    /// The core replicas' gRPC URLs, this one included (comma-separated):
+    /// turns on sharing sessions among replicas.
+    #[arg(
+        long,
+        env = "MENO_PEERS",
+        value_delimiter = ',',
+        conflicts_with = "peers_dns"
+    )]
+    peers: Vec<String>,
+    /// A DNS name and gRPC port (`host:port`) whose records are the core
+    /// replicas (a headless Service), re-resolved every second: turns on
+    /// sharing sessions among replicas.
+    #[arg(long, env = "MENO_PEERS_DNS")]
+    peers_dns: Option<String>,
+    /// This replica's stable id (the pod name); default: the host name.
+    #[arg(long, env = "MENO_REPLICA_ID")]
+    replica_id: Option<String>,
+    /// How bridges and other replicas reach this replica's gRPC; default:
+    /// `http://<--listen>`.
+    #[arg(long, env = "MENO_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// How long a replica's ownership of its sessions lasts without renewal:
+    /// a crashed replica's sessions move after this.
+    #[arg(long, env = "MENO_OWNERSHIP_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    ownership_ttl: Duration,
+}
+
+impl ReplicaArgs {
+    /// The ownership settings, or `None` for a single replica.
+    fn config(&self, listen: SocketAddr) -> anyhow::Result<Option<OwnershipConfig>> {
+        let peers = match (&self.peers_dns, self.peers.is_empty()) {
+            (Some(dns), _) => {
+                let (host, port) = dns.rsplit_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("invalid setting --peers-dns {dns:?}: expected host:port")
+                })?;
+                let port = port.parse().map_err(|_| {
+                    anyhow::anyhow!("invalid setting --peers-dns {dns:?}: bad port")
+                })?;
+                Peers::Dns {
+                    host: host.to_owned(),
+                    port,
+                }
+            }
+            (None, false) => Peers::Static(self.peers.clone()),
+            (None, true) => return Ok(None),
+        };
+        if self.ownership_ttl < Duration::from_secs(1) {
+            anyhow::bail!("invalid setting --ownership-ttl: must be at least 1s");
+        }
+        let replica_id = match &self.replica_id {
+            Some(id) if !id.is_empty() => id.clone(),
+            _ => hostname()?,
+        };
+        let advertise_url = self
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if let Peers::Static(urls) = &peers {
+            if !urls.contains(&advertise_url) {
+                anyhow::bail!(
+                    "invalid setting --peers: it must list this replica's --advertise-url {advertise_url}"
+                );
+            }
+        }
+        Ok(Some(OwnershipConfig {
+            replica_id,
+            advertise_url,
+            peers,
+            ttl: self.ownership_ttl,
+        }))
+    }
+}
+
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .context("no --replica-id given and no host name to use")?;
+    Ok(name.trim().to_owned())
 }
 
 impl Cli {
@@ -89,7 +175,11 @@ impl Cli {
             }
             _ => None,
         };
-        Ok(CoreOptions { grpc_token, tls })
+        Ok(CoreOptions {
+            grpc_token,
+            tls,
+            ownership: None,
+        })
     }
 }
 
@@ -122,8 +212,26 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let config = cli.core.session_config()?;
+    let replicas = cli.replicas.config(cli.listen)?;
+    if replicas.is_some() && cli.core.store != StoreKind::Scylla {
+        anyhow::bail!(
+            "invalid setting --peers/--peers-dns: several core replicas need --store scylla; \
+             the {:?} store lives in one process, and two replicas writing their own copies \
+             would split every session",
+            cli.core.store
+        );
+    }
     let store = open_store(&cli.core).await.context("opening the store")?;
-    let options = cli.core_options()?;
+    let mut options = cli.core_options()?;
+    if let Some(replicas) = replicas {
+        let ownership_store = store
+            .ownership()
+            .context("the store cannot hold ownership of sessions")?;
+        let ownership = Ownership::start(ownership_store, Arc::new(SystemClock), replicas)
+            .await
+            .context("registering this core replica (is migration 0005 applied?)")?;
+        options.ownership = Some(ownership);
+    }
     let core = Core::with_options(store, Arc::new(SystemClock), config, options).await;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

@@ -68,6 +68,30 @@ pub static LEASE_EXPIRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Sessions this replica took ownership of (several replicas).
+pub static SESSIONS_TAKEN: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_sessions_taken_total",
+        "Sessions this core replica took ownership of"
+    ))
+});
+
+/// Sessions this replica gave up to another (handoff, rebalance, drain).
+pub static SESSIONS_RELEASED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_sessions_released_total",
+        "Sessions this core replica released to another"
+    ))
+});
+
+/// Times this replica's ownership lease lapsed (paused or cut off).
+pub static OWNERSHIP_LAPSES: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_ownership_lapses_total",
+        "Times this core replica's ownership lease lapsed and every session it owned was given up"
+    ))
+});
+
 /// Connections or reconnect grace periods that ran out.
 pub static PRESENCE_EXPIRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(

@@ -14,11 +14,13 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
+use crate::ownership::Ownership;
 use crate::session::{spawn_actor, Command, Envelope, Reply};
 use crate::store::{SessionKey, Store};
 use crate::user::{UserKey, UserRegistry};
 
-type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Envelope>)>;
+/// Each session's actor: its id, its command channel, and its handoff switch.
+type ActorMap = HashMap<SessionKey, (u64, mpsc::Sender<Envelope>, CancellationToken)>;
 
 /// What every actor shares: store, clock, policy, shutdown, and the map.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub(crate) struct ActorContext {
     pub(crate) tracker: TaskTracker,
     /// Where sessions tell users which connections came and went.
     pub(crate) users: UserRegistry,
+    /// With several core replicas: who owns which session.
+    pub(crate) ownership: Option<Ownership>,
     actors: Arc<Mutex<ActorMap>>,
     next_actor_id: Arc<AtomicU64>,
 }
@@ -38,7 +42,7 @@ impl ActorContext {
     /// Removes actor `actor_id` of `key` from the map, if it is still there.
     pub(crate) fn forget(&self, key: &SessionKey, actor_id: u64) {
         let mut actors = lock(&self.actors);
-        if actors.get(key).is_some_and(|(id, _)| *id == actor_id) {
+        if actors.get(key).is_some_and(|(id, _, _)| *id == actor_id) {
             actors.remove(key);
             crate::metrics::ACTIVE_SESSIONS.dec();
         }
@@ -46,7 +50,7 @@ impl ActorContext {
 
     fn sender_for(&self, key: &SessionKey) -> Result<mpsc::Sender<Envelope>, CoreError> {
         let mut actors = lock(&self.actors);
-        if let Some((_, sender)) = actors.get(key) {
+        if let Some((_, sender, _)) = actors.get(key) {
             if !sender.is_closed() {
                 return Ok(sender.clone());
             }
@@ -68,9 +72,10 @@ impl ActorContext {
             return Err(err);
         }
         let actor_id = self.next_actor_id.fetch_add(1, Ordering::Relaxed);
-        let sender = spawn_actor(key.clone(), actor_id, self.clone());
+        let handoff = CancellationToken::new();
+        let sender = spawn_actor(key.clone(), actor_id, self.clone(), handoff.clone());
         if actors
-            .insert(key.clone(), (actor_id, sender.clone()))
+            .insert(key.clone(), (actor_id, sender.clone(), handoff))
             .is_none()
         {
             crate::metrics::ACTIVE_SESSIONS.inc();
@@ -97,6 +102,9 @@ impl ActorContext {
     pub(crate) async fn forward(&self, key: SessionKey, mut envelope: Envelope) {
         for _ in 0..3 {
             if self.shutdown.is_cancelled() {
+                if let Some(ownership) = &self.ownership {
+                    return (*envelope.command).fail(ownership.elsewhere(&key));
+                }
                 break;
             }
             let sender = match self.sender_for(&key) {
@@ -109,6 +117,32 @@ impl ActorContext {
             }
         }
         (*envelope.command).fail(CoreError::unavailable("the core is shutting down"));
+    }
+}
+
+/// Whenever the live replicas change, hands off every session whose
+/// rendezvous pick is now another replica.
+async fn rebalance(context: ActorContext, ownership: Ownership) {
+    let mut members = ownership.members();
+    loop {
+        tokio::select! {
+            changed = members.changed() => if changed.is_err() { return },
+            _ = context.shutdown.cancelled() => return,
+        }
+        let moving: Vec<CancellationToken> = lock(&context.actors)
+            .iter()
+            .filter(|(key, _)| !ownership.prefers_self(key))
+            .map(|(_, (_, _, handoff))| handoff.clone())
+            .collect();
+        if !moving.is_empty() {
+            tracing::info!(
+                sessions = moving.len(),
+                "replicas changed: handing sessions off"
+            );
+        }
+        for handoff in moving {
+            handoff.cancel();
+        }
     }
 }
 
@@ -146,10 +180,28 @@ impl SessionRegistry {
                 shutdown,
                 tracker,
                 users,
+                ownership: None,
                 actors: Arc::default(),
                 next_actor_id: Arc::default(),
             },
         }
+    }
+
+    /// Shares sessions with other core replicas through `ownership`: each
+    /// actor first takes its session (or answers with its owner's URL), and
+    /// sessions this replica stops being the rendezvous pick for (a replica
+    /// joined) are handed off.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.context
+            .tracker
+            .spawn(rebalance(self.context.clone(), ownership.clone()));
+        self.context.ownership = Some(ownership);
+        self
+    }
+
+    /// The ownership of sessions among replicas, when several share them.
+    pub fn ownership(&self) -> Option<&Ownership> {
+        self.context.ownership.as_ref()
     }
 
     /// Sends a command built around a reply channel and awaits the answer.
@@ -159,6 +211,9 @@ impl SessionRegistry {
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, CoreError> {
         if self.context.shutdown.is_cancelled() {
+            if let Some(ownership) = &self.context.ownership {
+                return Err(ownership.elsewhere(&key));
+            }
             return Err(CoreError::unavailable("the core is shutting down"));
         }
         let (reply, answer) = oneshot::channel();

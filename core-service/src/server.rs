@@ -72,6 +72,8 @@ pub struct CoreOptions {
     pub grpc_token: Option<String>,
     /// TLS for the TCP port.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Sessions shared with other core replicas (ScyllaDB store only).
+    pub ownership: Option<crate::ownership::Ownership>,
 }
 
 /// gRPC names of the services a core serves.
@@ -111,7 +113,7 @@ impl Core {
             shutdown.clone(),
             tracker.clone(),
         );
-        let registry = SessionRegistry::new(
+        let mut registry = SessionRegistry::new(
             Arc::clone(&store),
             clock,
             config,
@@ -119,6 +121,9 @@ impl Core {
             shutdown.clone(),
             tracker.clone(),
         );
+        if let Some(ownership) = options.ownership {
+            registry = registry.with_ownership(ownership);
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         let ready = store_ready(store.as_ref()).await;
         set_health(&health, ready).await;
@@ -267,6 +272,11 @@ impl Core {
     /// Stops taking new work: health turns NOT_SERVING and session actors
     /// finish their queued commands, flush what is written behind, and stop.
     pub async fn begin_drain(&self) {
+        // No replica routes new sessions here from now on; those owned here
+        // are released by their actors once flushed.
+        if let Some(ownership) = self.registry.ownership() {
+            ownership.leave().await;
+        }
         // Cancel first: the readiness watcher then stops flipping health.
         self.shutdown.cancel();
         set_health(&self.health, false).await;
@@ -275,9 +285,13 @@ impl Core {
 
     /// Waits until every session actor has stopped, at most `deadline`.
     pub async fn drained(&self, deadline: Duration) -> bool {
-        tokio::time::timeout(deadline, self.tracker.wait())
+        let drained = tokio::time::timeout(deadline, self.tracker.wait())
             .await
-            .is_ok()
+            .is_ok();
+        if let Some(ownership) = self.registry.ownership() {
+            ownership.expire().await;
+        }
+        drained
     }
 }
 

@@ -4,6 +4,8 @@
 //! session's state and hands the store whole, already-decided writes. Every
 //! implementation must pass [`conformance`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use meno_proto::{
     ChatMessage, ConnectionInfo, LeaseState, PresenceState, ReadPosition, RegisteredConnection,
@@ -122,6 +124,11 @@ pub struct SessionWrite {
     pub connections_removed: Vec<String>,
     /// Read positions written whole (upserts, by user id).
     pub reads: Vec<ReadPosition>,
+    /// With several core replicas: the writer's `owner_epoch`. A new
+    /// `seq_mark` is then reserved only while the session's ownership row
+    /// still has that epoch (`StoreError::Deposed` otherwise, and nothing
+    /// of the batch is written): a deposed owner stops within one block.
+    pub fence: Option<u64>,
 }
 
 impl SessionWrite {
@@ -149,6 +156,9 @@ pub enum StoreError {
     /// A conditional write found another writer's state.
     #[error("store conflict: {0}")]
     Conflict(String),
+    /// A fenced write found that another core replica owns the session now.
+    #[error("deposed: {0}")]
+    Deposed(String),
     /// Stored bytes could not be decoded.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
@@ -237,4 +247,85 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn check_ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Ownership of sessions among several core replicas, when this store
+    /// can hold it (ScyllaDB: LWT); `None` for single-replica stores.
+    fn ownership(&self) -> Option<Arc<dyn OwnershipStore>> {
+        None
+    }
+}
+
+/// A core replica's liveness lease, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaLease {
+    /// The replica's stable id (`--replica-id`).
+    pub replica_id: String,
+    /// Bumped by every registration: a lease of an older epoch is void.
+    pub epoch: u64,
+    /// Where bridges and other replicas reach it (`--advertise-url`).
+    pub url: String,
+    /// Unix milliseconds after which it is dead unless renewed.
+    pub expires_at_ms: i64,
+    /// It is draining: it keeps what it owns until released, takes nothing.
+    pub leaving: bool,
+}
+
+/// Who owns a session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The owning replica's id.
+    pub owner_id: String,
+    /// The replica epoch the ownership was taken under.
+    pub replica_epoch: u64,
+    /// The owner's URL, for redirects.
+    pub owner_url: String,
+    /// Bumped by every takeover; seq-block reservations are fenced by it.
+    pub owner_epoch: u64,
+    /// The owner gave it up (handoff): anyone may take it at once.
+    pub released: bool,
+    /// The highest seq an owner reserved under this row.
+    pub seq_mark: u64,
+}
+
+/// Ownership rows (migration 0005), every write a lightweight transaction.
+#[async_trait]
+pub trait OwnershipStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Registers `replica_id` under a new epoch (the stored one plus one),
+    /// live until `expires_at_ms`; returns the epoch.
+    async fn register_replica(
+        &self,
+        replica_id: &str,
+        url: &str,
+        expires_at_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Moves the lease's expiry to `expires_at_ms` (and sets `leaving`) if
+    /// it still has `epoch` and has not expired at `now_ms`; false when not.
+    async fn renew_replica(
+        &self,
+        replica_id: &str,
+        epoch: u64,
+        expires_at_ms: i64,
+        leaving: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Every replica lease stored, expired or not.
+    async fn replicas(&self) -> Result<Vec<ReplicaLease>, StoreError>;
+
+    /// The session's ownership row, read at serial consistency.
+    async fn session_owner(&self, key: &SessionKey) -> Result<Option<SessionOwner>, StoreError>;
+
+    /// Writes `owner` (with its `owner_epoch` already bumped) if the row
+    /// still has `expected_owner_epoch` (`None`: no row yet); false when not.
+    async fn take_session(
+        &self,
+        key: &SessionKey,
+        expected_owner_epoch: Option<u64>,
+        owner: &SessionOwner,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks the session released if its row still has `owner_epoch`.
+    async fn release_session(&self, key: &SessionKey, owner_epoch: u64)
+        -> Result<bool, StoreError>;
 }

@@ -67,6 +67,7 @@ async fn grpc_needs_the_token_and_speaks_tls() {
         CoreOptions {
             grpc_token: Some("a-token-for-backends".into()),
             tls: Some(tls),
+            ownership: None,
         },
     )
     .await;

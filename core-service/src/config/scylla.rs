@@ -194,6 +194,20 @@ pub struct ScyllaArgs {
         default_value = "connection_registry_by_user"
     )]
     pub scylla_table_connection_registry_by_user: String,
+    /// Table of the core replicas' liveness leases (several replicas).
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_CORE_REPLICAS",
+        default_value = "core_replicas"
+    )]
+    pub scylla_table_core_replicas: String,
+    /// Table of the sessions' owners (several replicas).
+    #[arg(
+        long,
+        env = "MENO_SCYLLA_TABLE_SESSION_OWNERS",
+        default_value = "session_owners"
+    )]
+    pub scylla_table_session_owners: String,
     /// Apply pending migrations at start-up (development; production runs
     /// `meno-core migrate` as a deploy step).
     #[arg(long, env = "MENO_MIGRATE", default_value_t = false)]
@@ -265,6 +279,8 @@ impl ScyllaArgs {
                     .scylla_table_connection_registry_by_session
                     .clone(),
                 connection_registry_by_user: self.scylla_table_connection_registry_by_user.clone(),
+                core_replicas: self.scylla_table_core_replicas.clone(),
+                session_owners: self.scylla_table_session_owners.clone(),
             },
             credentials,
             tls_ca: self.scylla_tls_ca.clone(),

@@ -25,20 +25,24 @@ use super::state::SessionState;
 use crate::error::CoreError;
 use crate::registry::ActorContext;
 use crate::store::SessionKey;
+use tokio_util::sync::CancellationToken;
 
 /// The batch buffer an actor keeps between batches; one that a burst grew
 /// larger is dropped after its batch.
 const KEPT_BATCH_CAPACITY: usize = 32;
 
 /// Starts the actor of `key`; it loads the session from the store first.
+/// `handoff`, when cancelled, makes the actor flush, release the session to
+/// another core replica and stop.
 pub(crate) fn spawn_actor(
     key: SessionKey,
     actor_id: u64,
     context: ActorContext,
+    handoff: CancellationToken,
 ) -> mpsc::Sender<Envelope> {
     let (sender, receiver) = mpsc::channel(context.config.max_batch * 8);
     let tracker = context.tracker.clone();
-    tracker.spawn(run(key, actor_id, context, receiver));
+    tracker.spawn(run(key, actor_id, context, receiver, handoff));
     sender
 }
 
@@ -47,11 +51,16 @@ async fn run(
     actor_id: u64,
     context: ActorContext,
     mut commands: mpsc::Receiver<Envelope>,
+    handoff: CancellationToken,
 ) {
     let mut state = match load(&key, &context).await {
         Ok(state) => state,
         Err(err) => {
-            tracing::warn!(session = %key, error = %err, "session could not be loaded");
+            if err.owner_url.is_some() {
+                tracing::debug!(session = %key, error = %err, "session owned elsewhere");
+            } else {
+                tracing::warn!(session = %key, error = %err, "session could not be loaded");
+            }
             context.forget(&key, actor_id);
             commands.close();
             while let Some(envelope) = commands.recv().await {
@@ -99,6 +108,12 @@ async fn run(
                     return;
                 }
             }
+            _ = handoff.cancelled() => {
+                tracing::info!(session = %key, "handing the session to another core replica");
+                crate::metrics::SESSIONS_RELEASED.inc();
+                retire(&key, actor_id, &context, &mut state, commands).await;
+                return;
+            }
             _ = context.shutdown.cancelled() => {
                 drain_for_shutdown(&mut state, &context, commands).await;
                 return;
@@ -109,7 +124,15 @@ async fn run(
 }
 
 async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, CoreError> {
-    let record = context.store.load_session(key).await?;
+    let owned = match &context.ownership {
+        Some(ownership) => Some(ownership.acquire(key).await?),
+        None => None,
+    };
+    let mut record = context.store.load_session(key).await?;
+    if let Some(owned) = &owned {
+        // Blocks reserved by earlier owners are recorded on the owner row.
+        record.seq_mark = record.seq_mark.max(owned.seq_mark);
+    }
     let loaded_at = context.clock.now_ms();
     // Connections that ran out while no actor watched them (the last one
     // stopped after a failed write): their users may still count them.
@@ -135,13 +158,14 @@ async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, 
     // The same instant as above: each stored connection is either told gone
     // or restored.
     let now = loaded_at;
-    let state = SessionState::restore(
+    let mut state = SessionState::restore(
         key.clone(),
         Arc::clone(&context.config),
         record,
         recent,
         now,
     );
+    state.set_owned(owned);
     // The users' actors may have forgotten these (a restart, a failed
     // write): telling them again is harmless, they count by connection id.
     context.tell_users(
@@ -386,8 +410,23 @@ fn join(
 /// callers and starts its subscriptions. On a store failure nothing is
 /// published and every caller gets the error.
 async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), CoreError> {
-    let batch = state.take_batch();
-    let written = if batch.write.is_empty() {
+    let mut batch = state.take_batch();
+    let deposed = match (&context.ownership, state.owned()) {
+        (Some(ownership), Some(owned)) if !ownership.holds(&owned) => true,
+        (_, Some(owned)) => {
+            if batch.write.seq_mark.is_some() {
+                batch.write.fence = Some(owned.owner_epoch);
+            }
+            false
+        }
+        _ => false,
+    };
+    let written = if deposed {
+        Err(CoreError::unavailable(format!(
+            "this core replica's ownership of {} lapsed; retry",
+            state.key()
+        )))
+    } else if batch.write.is_empty() {
         Ok(())
     } else {
         let timer = crate::metrics::STORE_WRITE_SECONDS.start_timer();
@@ -470,6 +509,7 @@ async fn retire(
     mut commands: mpsc::Receiver<Envelope>,
 ) {
     flush_presence(state, context).await;
+    release(state, context).await;
     context.forget(key, actor_id);
     commands.close();
     while let Some(envelope) = commands.recv().await {
@@ -496,6 +536,17 @@ async fn drain_for_shutdown(
         }
     }
     flush_presence(state, context).await;
+    release(state, context).await;
+}
+
+/// Gives the session up to the next core replica, once everything is
+/// flushed (several replicas only; nothing while the ownership lapsed).
+async fn release(state: &SessionState, context: &ActorContext) {
+    if let (Some(ownership), Some(owned)) = (&context.ownership, state.owned()) {
+        if ownership.holds(&owned) {
+            ownership.release(state.key(), &owned).await;
+        }
+    }
 }
 
 impl Command {

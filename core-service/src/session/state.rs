@@ -8,6 +8,7 @@
 //! events (with their seqs) and writes; the actor persists the writes and only
 //! then publishes the events and sends the replies.
 
+use crate::ownership::Owned;
 use std::sync::Arc;
 
 use meno_proto::{
@@ -65,6 +66,8 @@ pub(crate) struct SessionState {
     chat: Chat,
     reads: Reads,
     batch: Batch,
+    /// With several core replicas: the ownership this actor writes under.
+    owned: Option<Owned>,
 }
 
 impl SessionState {
@@ -84,9 +87,20 @@ impl SessionState {
             presence: Presence::restore(record.participants, record.connections, &config, now),
             reads: Reads::restore(record.reads),
             batch: Batch::default(),
+            owned: None,
             key,
             config,
         }
+    }
+
+    /// Writes from now on are under `owned` (several core replicas).
+    pub(crate) fn set_owned(&mut self, owned: Option<Owned>) {
+        self.owned = owned;
+    }
+
+    /// The ownership this actor writes under, if replicas share sessions.
+    pub(crate) fn owned(&self) -> Option<Owned> {
+        self.owned
     }
 
     pub(crate) fn key(&self) -> &SessionKey {

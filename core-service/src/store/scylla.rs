@@ -45,6 +45,7 @@ mod backfill;
 pub mod config;
 mod error;
 pub mod migrate;
+mod ownership;
 mod positions;
 mod read;
 mod registry;
@@ -359,6 +360,10 @@ impl Store for ScyllaStore {
     /// One read of the session row: a session with a seq mark exists.
     async fn session_exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
         read::session_exists(&*self.connected()?, key).await
+    }
+
+    fn ownership(&self) -> Option<Arc<dyn super::OwnershipStore>> {
+        Some(Arc::new(self.clone()))
     }
 
     /// One read of the sessions table at the configured consistency, within

@@ -187,4 +187,8 @@ impl Store for TracedStore {
         // Polled every second by the readiness watcher: not worth a span.
         self.inner.check_ready().await
     }
+
+    fn ownership(&self) -> Option<std::sync::Arc<dyn super::OwnershipStore>> {
+        self.inner.ownership()
+    }
 }

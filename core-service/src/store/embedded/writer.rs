@@ -268,6 +268,7 @@ fn same_error(err: &StoreError) -> StoreError {
     match err {
         StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
         StoreError::Conflict(detail) => StoreError::Conflict(detail.clone()),
+        StoreError::Deposed(detail) => StoreError::Deposed(detail.clone()),
         StoreError::Corrupt(detail) => StoreError::Corrupt(detail.clone()),
         StoreError::Backend(detail) => StoreError::Backend(detail.clone()),
     }

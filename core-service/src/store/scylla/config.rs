@@ -45,6 +45,10 @@ pub struct TableNames {
     pub connection_registry_by_session: String,
     /// Registry lookup ((tenant, user_id), connection_id).
     pub connection_registry_by_user: String,
+    /// Core replicas' liveness leases (migration 0005), LWT only.
+    pub core_replicas: String,
+    /// Each session's owner and fenced seq mark (migration 0005), LWT only.
+    pub session_owners: String,
 }
 
 impl Default for TableNames {
@@ -64,6 +68,8 @@ impl Default for TableNames {
             connection_registry: "connection_registry".into(),
             connection_registry_by_session: "connection_registry_by_session".into(),
             connection_registry_by_user: "connection_registry_by_user".into(),
+            core_replicas: "core_replicas".into(),
+            session_owners: "session_owners".into(),
         }
     }
 }
@@ -71,7 +77,7 @@ impl Default for TableNames {
 impl TableNames {
     /// `(placeholder, name)` for every table, as the migration templates
     /// name them (`{{table.sessions}}`).
-    pub fn placeholders(&self) -> [(&'static str, &str); 14] {
+    pub fn placeholders(&self) -> [(&'static str, &str); 16] {
         [
             ("sessions", &self.sessions),
             ("lease", &self.lease),
@@ -93,6 +99,8 @@ impl TableNames {
                 "connection_registry_by_user",
                 &self.connection_registry_by_user,
             ),
+            ("core_replicas", &self.core_replicas),
+            ("session_owners", &self.session_owners),
         ]
     }
 

@@ -55,6 +55,11 @@ pub fn bundled() -> Vec<Migration> {
             "connection_registry",
             include_str!("../../../../migrations/0004_connection_registry.cql"),
         ),
+        Migration::new(
+            5,
+            "ownership",
+            include_str!("../../../../migrations/0005_ownership.cql"),
+        ),
     ]
 }
 

@@ -53,6 +53,8 @@ pub(crate) struct Statements {
     pub(crate) select_read_positions: PreparedStatement,
     /// The connection registry's (migration 0004).
     pub(crate) registry: super::registry::RegistryStatements,
+    /// Replica leases and session owners (migration 0005).
+    pub(crate) ownership: super::ownership::OwnershipStatements,
 }
 
 impl Statements {
@@ -335,6 +337,7 @@ impl Statements {
             )
             .await?,
             registry: super::registry::RegistryStatements::prepare(session, config).await?,
+            ownership: super::ownership::OwnershipStatements::prepare(session, config).await?,
         })
     }
 }

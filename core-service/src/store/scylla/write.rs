@@ -61,6 +61,14 @@ pub(crate) async fn write_session(
     key: &SessionKey,
     write: SessionWrite,
 ) -> Result<(), StoreError> {
+    if let (Some(owner_epoch), Some(seq_mark)) = (write.fence, write.seq_mark) {
+        fence_seq_mark(c, key, owner_epoch, seq_mark)
+            .instrument(tracing::info_span!(
+                "cql.seq_block_lwt",
+                db.system = "cassandra"
+            ))
+            .await?;
+    }
     if let Some(lease) = &write.lease {
         write_lease(c, key, lease)
             .instrument(tracing::info_span!(
@@ -211,6 +219,36 @@ fn run_batch<'a>(c: &'a Connected, mut batch: Batch, values: Vec<BatchRow<'a>>) 
     .boxed()
 }
 
+/// The fenced seq-block reservation; `Conflict` when another owner took the
+/// session since (nothing of the batch is written then).
+async fn fence_seq_mark(
+    c: &Connected,
+    key: &SessionKey,
+    owner_epoch: u64,
+    seq_mark: u64,
+) -> Result<(), StoreError> {
+    use super::ownership::bigint;
+    let result = c
+        .session
+        .execute_unpaged(
+            &c.statements.ownership.fence_seq_mark,
+            (
+                bigint(seq_mark, "seq mark")?,
+                key.tenant.as_str(),
+                key.session_id.as_str(),
+                bigint(owner_epoch, "owner epoch")?,
+            ),
+        )
+        .await?;
+    if lwt_applied(&format!("owner of {key}"), result)? {
+        Ok(())
+    } else {
+        Err(StoreError::Deposed(format!(
+            "{key} has another owner than owner epoch {owner_epoch}: this replica was deposed"
+        )))
+    }
+}
+
 /// The lease LWT; `Conflict` when the stored epoch is not the expected one.
 async fn write_lease(
     c: &Connected,
@@ -259,13 +297,20 @@ async fn write_lease(
     }
 }
 
-/// Reads an LWT result by its `[applied]` column: Cassandra and ScyllaDB
-/// return different other columns, and in different orders.
 fn applied(
     key: &SessionKey,
     result: scylla::response::query_result::QueryResult,
 ) -> Result<bool, StoreError> {
-    let what = format!("lease LWT result of {key}");
+    lwt_applied(&format!("lease of {key}"), result)
+}
+
+/// Reads an LWT result by its `[applied]` column: Cassandra and ScyllaDB
+/// return different other columns, and in different orders.
+pub(crate) fn lwt_applied(
+    what: &str,
+    result: scylla::response::query_result::QueryResult,
+) -> Result<bool, StoreError> {
+    let what = format!("LWT result of {what}");
     let rows = result
         .into_rows_result()
         .map_err(|err| corrupt(&what, err))?;
