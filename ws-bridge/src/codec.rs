@@ -19,6 +19,8 @@ pub mod direct;
 mod fields;
 pub mod nexus;
 pub mod seed000;
+#[cfg(test)]
+mod typescript;
 
 /// Limits a client envelope is checked against before anything reaches the core.
 ///

@@ -86,6 +86,8 @@ mod proptest_tests;
 mod refusal_tests;
 
 pub use decode::{decode, decode_with};
+#[cfg(test)]
+pub(in crate::codec) use encode::typescript_declarations;
 pub use encode::{
     encode_call_end, encode_call_rejected, encode_error, encode_history_page, encode_new_message,
     encode_presence, encode_read, encode_reads, encode_room_joined, encode_room_left,

@@ -40,6 +40,8 @@ mod refusal_tests;
 mod robustness_tests;
 
 pub use decode::{decode, decode_request, decode_with};
+#[cfg(test)]
+pub(in crate::codec) use encode::typescript_declarations;
 pub use encode::{
     encode_auth_refreshed, encode_chat_message, encode_error, encode_event, encode_lease,
     encode_pong, encode_snapshot, encode_sync,

@@ -202,6 +202,7 @@ pub fn encode_reads(reads: &[ReadPosition]) -> String {
     serde_json::to_string(&rows).unwrap_or_else(|_| String::from("[]"))
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusReadRow"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ReadRow<'a> {
@@ -231,6 +232,7 @@ fn envelope<T: Serialize>(event: &'static str, trace_id: &str, data: T) -> Strin
 
 /// A message as NEW_MESSAGE and ROOM_JOINED show it: every field present,
 /// `null` where there is nothing.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusMessage"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MessageData<'a> {
@@ -238,8 +240,10 @@ struct MessageData<'a> {
     room_id: &'a str,
     sender_id: &'a str,
     #[serde(rename = "type")]
+    #[cfg_attr(test, ts(type = "NexusMessageType"))]
     message_type: &'static str,
     content_text: Option<&'a str>,
+    #[cfg_attr(test, ts(type = "Record<string, unknown> | null"))]
     content_meta: Option<&'a RawValue>,
     created_at: String,
 }
@@ -265,11 +269,13 @@ impl<'a> MessageData<'a> {
 
 /// A message as the REST history shows it: the NEW_MESSAGE fields and
 /// `editedAt`, which is always `null` (messages are never edited).
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusHistoryRow"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HistoryRow<'a> {
     #[serde(flatten)]
     message: MessageData<'a>,
+    #[cfg_attr(test, ts(type = "null"))]
     edited_at: Option<String>,
 }
 
@@ -282,6 +288,7 @@ impl<'a> HistoryRow<'a> {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusTyping"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TypingData<'a> {
@@ -291,11 +298,13 @@ struct TypingData<'a> {
 }
 
 /// A user as PRESENCE and ROOM_JOINED's `members` show them.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusMember"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MemberData<'a> {
     user_id: &'a str,
     user_name: &'a str,
+    #[cfg_attr(test, ts(type = "\"online\" | \"offline\""))]
     status: &'static str,
 }
 
@@ -309,6 +318,7 @@ impl<'a> MemberData<'a> {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusRead"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ReadData<'a> {
@@ -318,6 +328,7 @@ struct ReadData<'a> {
     read_at: String,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusRoomJoined"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RoomJoinedData<'a> {
@@ -326,34 +337,42 @@ struct RoomJoinedData<'a> {
     last_messages: Vec<MessageData<'a>>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusRoomLeft"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RoomLeftData<'a> {
     room_id: &'a str,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusError"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ErrorData<'a> {
+    #[cfg_attr(test, ts(type = "ErrorCode"))]
     code: &'static str,
     message: &'a str,
     retryable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     retry_after_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     event: Option<&'a str>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusSignalSdp"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignalSdpData<'a> {
     sender_id: &'a str,
     target_id: &'a str,
     #[serde(rename = "type")]
+    #[cfg_attr(test, ts(type = "NexusSdpType"))]
     sdp_type: &'static str,
     sdp: &'a str,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusSignalIce"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignalIceData<'a> {
@@ -361,23 +380,48 @@ struct SignalIceData<'a> {
     target_id: &'a str,
     candidate: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     sdp_mid: Option<&'a str>,
     sdp_m_line_index: u16,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusCallEnd"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CallEndData<'a> {
     sender_id: &'a str,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NexusCallRejected"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CallRejectedData<'a> {
     caller_id: &'a str,
     target_id: &'a str,
+    #[cfg_attr(test, ts(type = "\"busy\""))]
     status: &'static str,
     reason: &'a str,
+}
+
+/// The TypeScript declarations of every `data` above (`codec::typescript`).
+#[cfg(test)]
+pub(in crate::codec) fn typescript_declarations(cfg: &ts_rs::Config) -> Vec<String> {
+    use ts_rs::TS;
+    vec![
+        MessageData::decl(cfg),
+        HistoryRow::decl(cfg),
+        ReadRow::decl(cfg),
+        TypingData::decl(cfg),
+        MemberData::decl(cfg),
+        ReadData::decl(cfg),
+        RoomJoinedData::decl(cfg),
+        RoomLeftData::decl(cfg),
+        ErrorData::decl(cfg),
+        SignalSdpData::decl(cfg),
+        SignalIceData::decl(cfg),
+        CallEndData::decl(cfg),
+        CallRejectedData::decl(cfg),
+    ]
 }
 
 /// Everyone the core holds present is online to NexusChat, which knows only

@@ -134,6 +134,7 @@ pub fn encode_error(error: &ErrorEnvelope) -> String {
     })
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000AuthRefreshed"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AuthRefreshedData {
@@ -149,6 +150,7 @@ struct Envelope<T> {
     data: T,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000ChatMessage"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ChatMessageData<'a> {
@@ -156,10 +158,12 @@ struct ChatMessageData<'a> {
     message_id: &'a str,
     participant_id: &'a str,
     participant_name: &'a str,
+    #[cfg_attr(test, ts(type = "Seed000Role"))]
     role: &'static str,
     content: &'a str,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "Record<string, unknown>"))]
     meta: Option<&'a RawValue>,
     id: &'a str,
     kind: &'a str,
@@ -184,6 +188,7 @@ impl<'a> ChatMessageData<'a> {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000ChatSync"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SyncData<'a> {
@@ -193,21 +198,27 @@ struct SyncData<'a> {
 
 /// One participant; `sessionId` only in `presence.event`, where it stands
 /// alone (the snapshot says it once, as the seed shows).
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000Presence"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PresenceData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     session_id: Option<&'a str>,
     participant_id: &'a str,
     name: &'a str,
+    #[cfg_attr(test, ts(type = "Seed000Role"))]
     role: &'static str,
+    #[cfg_attr(test, ts(type = "Seed000PresenceStatus"))]
     status: &'static str,
     is_typing: bool,
     is_speaking: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     color: Option<&'a str>,
     last_seen: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "Record<string, unknown>"))]
     extra: Option<&'a RawValue>,
 }
 
@@ -228,6 +239,7 @@ impl<'a> PresenceData<'a> {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000PresenceSnapshot"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotData<'a> {
@@ -236,6 +248,7 @@ struct SnapshotData<'a> {
 }
 
 /// Null fields stay in the output: a cleared lease says so explicitly.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000LeaseState"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LeaseData<'a> {
@@ -248,22 +261,43 @@ struct LeaseData<'a> {
     epoch: u64,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000Pong"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PongData {
     server_time: String,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Seed000Error"))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ErrorData<'a> {
+    #[cfg_attr(test, ts(type = "ErrorCode"))]
     code: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     action: Option<&'a str>,
     retryable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     retry_after_ms: Option<u64>,
+}
+
+/// The TypeScript declarations of every `data` above (`codec::typescript`).
+#[cfg(test)]
+pub(in crate::codec) fn typescript_declarations(cfg: &ts_rs::Config) -> Vec<String> {
+    use ts_rs::TS;
+    vec![
+        ChatMessageData::decl(cfg),
+        SyncData::decl(cfg),
+        PresenceData::decl(cfg),
+        SnapshotData::decl(cfg),
+        LeaseData::decl(cfg),
+        PongData::decl(cfg),
+        AuthRefreshedData::decl(cfg),
+        ErrorData::decl(cfg),
+    ]
 }
 
 fn to_json<T: Serialize>(envelope: &T) -> String {
