@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the demo-page browser test (demo.test.mjs) in headless Chromium.
+# Runs the browser tests in headless Chromium: the demo page (demo.test.mjs)
+# and the TypeScript client resuming across a bridge kill (client-resume.test.mjs).
 #
 #   tests/browser/run.sh
 #
@@ -29,4 +30,4 @@ else
   npm install --no-audit --no-fund
 fi
 
-exec node --test demo.test.mjs
+exec node --test demo.test.mjs client-resume.test.mjs

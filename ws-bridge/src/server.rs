@@ -34,6 +34,9 @@ use crate::limits::{ConnectRateLimiter, ConnectionLimiter, ConnectionSlot};
 use crate::socket::{self, Client, SocketContext};
 
 const DEMO_PAGE: &str = include_str!("demo.html");
+/// The TypeScript client package's browser build, which the demo page imports
+/// (`clients/typescript`; `npm run build` there writes it).
+const CLIENT_MODULE: &str = include_str!("../../clients/typescript/dist/client.js");
 
 /// A connection that did not become a WebSocket in time, at `stage`.
 fn handshake_timed_out(stage: &'static str) {
@@ -304,6 +307,14 @@ impl Bridge {
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
+            "/meno-client.js" => {
+                let mut response = text(StatusCode::OK, CLIENT_MODULE);
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/javascript; charset=utf-8"),
                 );
                 response
             }
