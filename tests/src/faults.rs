@@ -213,6 +213,19 @@ impl Fleet {
         }
     }
 
+    /// Messages acknowledged so far; after the fault only, with `after_fault`.
+    pub fn acks(&self, after_fault: bool) -> u64 {
+        let fault = if after_fault {
+            *lock(&self.shared.fault_at)
+        } else {
+            None
+        };
+        if after_fault && fault.is_none() {
+            return 0;
+        }
+        self.shared.acks_after(fault)
+    }
+
     /// Waits until `count` messages are acknowledged in all.
     pub async fn wait_acks(&self, count: u64) {
         self.wait_for(&format!("{count} acknowledgements"), || {

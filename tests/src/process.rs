@@ -148,11 +148,17 @@ impl Process {
     /// Starts a `meno-bridge` in front of the core at `core` and waits until
     /// it is ready.
     pub async fn bridge(addr: SocketAddr, core: SocketAddr, extra: &[&str]) -> Self {
+        Self::bridge_to(addr, &format!("http://{core}"), extra).await
+    }
+
+    /// Like [`Process::bridge`], with `--core` as given (a list of core
+    /// replicas' URLs).
+    pub async fn bridge_to(addr: SocketAddr, core_urls: &str, extra: &[&str]) -> Self {
         let mut args = vec![
             "--listen".to_owned(),
             addr.to_string(),
             "--core".to_owned(),
-            format!("http://{core}"),
+            core_urls.to_owned(),
         ];
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let mut bridge = Self::spawn("meno-bridge", addr, &args);
@@ -188,6 +194,25 @@ impl Process {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `kill -STOP`: the process freezes with its sockets open.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// `kill -CONT`: a paused process runs on.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {}", self.child.id());
     }
 
     /// `kill -9`: no drain, no flush.

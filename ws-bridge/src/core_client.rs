@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +22,15 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
+pub use router::{Router, SESSION_HEADER};
+
+mod router;
+
+/// HTTP/2 pings on every connection to a core: a core that stops answering
+/// (paused, cut off) is given up after the interval plus the timeout.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The channel every client uses: the transport plus [`CallMetadata`].
 pub type CoreChannel = InterceptedService<CoreTransport, CallMetadata>;
 
@@ -37,6 +47,8 @@ pub enum CoreTransport {
     Remote(Channel),
     /// The core's routes in this process.
     Local(tonic::service::Routes),
+    /// Core replicas, each session's calls sent to its owner.
+    Routed(router::Routed),
 }
 
 impl tower::Service<http::Request<Body>> for CoreTransport {
@@ -50,11 +62,13 @@ impl tower::Service<http::Request<Body>> for CoreTransport {
             Self::Local(routes) => {
                 tower::Service::<http::Request<Body>>::poll_ready(routes, cx).map_err(Into::into)
             }
+            Self::Routed(routed) => routed.poll_ready(cx),
         }
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match self {
+            Self::Routed(routed) => routed.call(request),
             Self::Remote(channel) => {
                 let call = channel.call(request);
                 Box::pin(async move { call.await.map_err(Into::into) })
@@ -128,6 +142,33 @@ impl tonic::service::Interceptor for CallMetadata {
     }
 }
 
+/// Names `key`'s session in the request's metadata ([`SESSION_HEADER`]),
+/// for the router to send it to the session's owner.
+pub fn name_session<T>(request: &mut tonic::Request<T>, key: &SessionKey) {
+    if let Ok(value) = format!("{}/{}", key.tenant, key.session_id).parse() {
+        request.metadata_mut().insert(SESSION_HEADER, value);
+    }
+}
+
+fn endpoint(
+    url: &str,
+    ca_pem: Option<Vec<u8>>,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
+    if let Some(ca) = ca_pem {
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+        )?;
+    }
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true))
+}
+
 /// A session, as gRPC requests name it.
 pub fn session_ref(key: &SessionKey) -> SessionRef {
     SessionRef {
@@ -159,6 +200,7 @@ pub struct CoreClient {
     pub events: EventServiceClient<CoreChannel>,
     /// Health, for `/readyz`.
     pub health: tonic_health::pb::health_client::HealthClient<CoreTransport>,
+    transport: CoreTransport,
     timeout: Duration,
 }
 
@@ -195,7 +237,8 @@ impl CoreClient {
             backends: BackendServiceClient::new(intercepted.clone()),
             registry: RegistryServiceClient::new(intercepted.clone()),
             events: EventServiceClient::new(intercepted),
-            health: tonic_health::pb::health_client::HealthClient::new(transport),
+            health: tonic_health::pb::health_client::HealthClient::new(transport.clone()),
+            transport,
             timeout,
         }
     }
@@ -203,47 +246,60 @@ impl CoreClient {
     /// A connection to a core at `url`, established lazily and re-established
     /// by tonic when it drops.
     pub fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        Ok(Self::new(
-            Self::endpoint(url, None)?.connect_lazy(),
-            timeout,
-        ))
+        Self::connect_lazy_with(url, timeout, BearerToken::default(), None)
     }
 
-    /// Like [`CoreClient::connect_lazy`], with a token and, for `https://`,
-    /// the CA certificate (PEM) to trust.
+    /// Clients of the core replicas at `urls` (comma-separated seeds; one
+    /// URL may be a Service in front of several), each session's calls sent
+    /// to its owner ([`Router`]). With a token and, for `https://`, the CA
+    /// certificate (PEM) to trust. Nothing is dialled until a call needs it.
     pub fn connect_lazy_with(
-        url: &str,
+        urls: &str,
         timeout: Duration,
         token: BearerToken,
         ca_pem: Option<Vec<u8>>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Self::endpoint(url, ca_pem)?.connect_lazy();
-        Ok(Self::with_token(channel, timeout, token))
+        let seeds: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // Every seed must parse now: a typo is a start-up error.
+        for seed in seeds
+            .iter()
+            .chain(seeds.is_empty().then_some(&urls.to_owned()))
+        {
+            endpoint(seed, ca_pem.clone())?;
+        }
+        let router = Arc::new(Router::new(seeds, ca_pem));
+        Ok(Self::over(
+            CoreTransport::Routed(router::Routed(router)),
+            timeout,
+            token,
+        ))
     }
 
-    fn endpoint(
-        url: &str,
-        ca_pem: Option<Vec<u8>>,
-    ) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
-        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
-        if let Some(ca) = ca_pem {
-            endpoint = endpoint.tls_config(
-                tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
-            )?;
+    /// The router, when this client calls core replicas over the network.
+    pub fn router(&self) -> Option<&Arc<Router>> {
+        match &self.transport {
+            CoreTransport::Routed(routed) => Some(&routed.0),
+            _ => None,
         }
-        Ok(endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true))
     }
 
     /// A unary request carrying the call deadline.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
+        request
+    }
+
+    /// A unary request for `key`'s session: with several core replicas it
+    /// goes to the session's owner.
+    pub fn session_request<T>(&self, key: &SessionKey, message: T) -> tonic::Request<T> {
+        let mut request = self.request(message);
+        name_session(&mut request, key);
         request
     }
 

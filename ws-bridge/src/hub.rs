@@ -317,11 +317,16 @@ async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
     let mut backoff = Duration::from_millis(100);
     let mut events = core.events.clone();
     let max_backoff = Duration::from_secs(5);
+    // With several core replicas: the stream must follow its session's owner.
+    let router = core.router().cloned();
+    let mut moves = router.as_ref().map(|router| router.moves());
+    let route_key = format!("{}/{}", fanout.key.tenant, fanout.key.session_id);
     while !fanout.stop.is_cancelled() {
-        let request = SubscribeRequest {
+        let mut request = tonic::Request::new(SubscribeRequest {
             session: Some(session_ref(&fanout.key)),
             from_seq: last_seq,
-        };
+        });
+        crate::core_client::name_session(&mut request, &fanout.key);
         let subscribed = tokio::select! {
             // Boxed, as are the other rare calls: the task lives as long as
             // its session, and its future should not reserve their state.
@@ -331,10 +336,17 @@ async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
         match subscribed {
             Ok(response) => {
                 let mut stream = response.into_inner();
+                let serving = router
+                    .as_ref()
+                    .and_then(|router| router.owner_of(&route_key));
                 loop {
                     let item = tokio::select! {
                         item = stream.message() => item,
                         _ = fanout.stop.cancelled() => return,
+                        Some(()) = owner_moved(&mut moves, router.as_deref(), &route_key, serving.as_deref()) => {
+                            tracing::info!(session = %fanout.key, "session moved to another core replica; re-subscribing");
+                            break;
+                        }
                     };
                     match item.map(|message| message.and_then(|message| message.item)) {
                         Ok(Some(subscribe_response::Item::Subscribed(subscribed))) => {
@@ -389,6 +401,27 @@ async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
     }
 }
 
+/// Resolves when the router has learnt that `key`'s owner is no longer
+/// `serving` (never without a router).
+async fn owner_moved(
+    moves: &mut Option<tokio::sync::watch::Receiver<u64>>,
+    router: Option<&crate::core_client::Router>,
+    key: &str,
+    serving: Option<&str>,
+) -> Option<()> {
+    let (Some(moves), Some(router)) = (moves.as_mut(), router) else {
+        return std::future::pending().await;
+    };
+    loop {
+        if moves.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if router.owner_of(key).as_deref() != serving {
+            return Some(());
+        }
+    }
+}
+
 /// Refreshes the TTL of this bridge's connections to the session: one call
 /// per session per interval, whatever the number of sockets.
 async fn run_refresh(fanout: Arc<Fanout>, core: Arc<CoreClient>, interval: Duration) {
@@ -407,10 +440,13 @@ async fn run_refresh(fanout: Arc<Fanout>, core: Arc<CoreClient>, interval: Durat
         if connections.is_empty() {
             continue;
         }
-        let request = core.request(RefreshRequest {
-            session: Some(session_ref(&fanout.key)),
-            connections,
-        });
+        let request = core.session_request(
+            &fanout.key,
+            RefreshRequest {
+                session: Some(session_ref(&fanout.key)),
+                connections,
+            },
+        );
         if let Err(status) = Box::pin(core.connections.clone().refresh(request)).await {
             tracing::warn!(session = %fanout.key, error = %status, "connection refresh failed");
         }

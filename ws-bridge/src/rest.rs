@@ -89,6 +89,7 @@ async fn serve(
     let (room, endpoint) = route(path)?;
     let params = Params::parse(query)?;
     let tenant = authorize(context, &room, &params, headers).await?;
+    let key = meno_common::key::SessionKey::new(tenant.clone(), room.clone());
     let session = Some(SessionRef {
         tenant,
         session_id: room.clone(),
@@ -111,14 +112,17 @@ async fn serve(
                         "page * size must be at most {MAX_OFFSET}; read deeper history with before=<messageId>"
                     ))
                 })?;
-            let request = core.request(ChatHistoryRequest {
-                session,
-                before_seq: None,
-                limit: size,
-                before_message_id: params.before.clone(),
-                offset,
-                must_exist: true,
-            });
+            let request = core.session_request(
+                &key,
+                ChatHistoryRequest {
+                    session,
+                    before_seq: None,
+                    limit: size,
+                    before_message_id: params.before.clone(),
+                    offset,
+                    must_exist: true,
+                },
+            );
             let page = core
                 .chat
                 .clone()
@@ -129,10 +133,13 @@ async fn serve(
             Ok(nexus::encode_history_page(&room, &page.messages))
         }
         Endpoint::Reads => {
-            let request = core.request(GetReadsRequest {
-                session,
-                must_exist: true,
-            });
+            let request = core.session_request(
+                &key,
+                GetReadsRequest {
+                    session,
+                    must_exist: true,
+                },
+            );
             let reads = core
                 .reads
                 .clone()

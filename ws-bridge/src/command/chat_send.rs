@@ -26,19 +26,22 @@ pub(super) async fn run(
     message: Message,
     trace_id: Option<&str>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core().request(SendChatRequest {
-        session: caller.session(),
-        actor: caller.traced_actor(trace_id),
-        client_ref: message.client_ref,
-        kind: String::new(),
-        content: message.content,
-        meta_json: message
-            .meta
-            .map(|meta| Value::Object(meta).to_string())
-            .unwrap_or_default(),
-        created_at_ms: message.created_at_ms.unwrap_or(0),
-        message_kind: message.kind as i32,
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        SendChatRequest {
+            session: caller.session(),
+            actor: caller.traced_actor(trace_id),
+            client_ref: message.client_ref,
+            kind: String::new(),
+            content: message.content,
+            meta_json: message
+                .meta
+                .map(|meta| Value::Object(meta).to_string())
+                .unwrap_or_default(),
+            created_at_ms: message.created_at_ms.unwrap_or(0),
+            message_kind: message.kind as i32,
+        },
+    );
     let response = caller
         .core()
         .chat

@@ -12,13 +12,16 @@ pub(super) async fn set(
     step_index: i64,
     lease_duration_ms: Option<i64>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core().request(LeaseSetRequest {
-        session: caller.session(),
-        actor: caller.actor(),
-        lease_id_hint: lease_id.unwrap_or_default(),
-        step_index,
-        duration_ms: lease_duration_ms.unwrap_or(0),
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        LeaseSetRequest {
+            session: caller.session(),
+            actor: caller.actor(),
+            lease_id_hint: lease_id.unwrap_or_default(),
+            step_index,
+            duration_ms: lease_duration_ms.unwrap_or(0),
+        },
+    );
     caller
         .core()
         .lease
@@ -33,11 +36,14 @@ pub(super) async fn release(
     caller: &Caller,
     lease_id: Option<String>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core().request(LeaseReleaseRequest {
-        session: caller.session(),
-        actor: caller.actor(),
-        lease_id: lease_id.unwrap_or_default(),
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        LeaseReleaseRequest {
+            session: caller.session(),
+            actor: caller.actor(),
+            lease_id: lease_id.unwrap_or_default(),
+        },
+    );
     caller
         .core()
         .lease

@@ -21,15 +21,18 @@ pub(super) async fn update(
     update: Update,
     trace_id: Option<&str>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core().request(PresenceUpdateRequest {
-        session: caller.session(),
-        actor: caller.traced_actor(trace_id),
-        status: update.status.map(|status| status as i32),
-        is_typing: update.is_typing,
-        is_speaking: update.is_speaking,
-        last_seen_ms: update.last_seen_ms,
-        extra_json: update.extra.map(|extra| Value::Object(extra).to_string()),
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        PresenceUpdateRequest {
+            session: caller.session(),
+            actor: caller.traced_actor(trace_id),
+            status: update.status.map(|status| status as i32),
+            is_typing: update.is_typing,
+            is_speaking: update.is_speaking,
+            last_seen_ms: update.last_seen_ms,
+            extra_json: update.extra.map(|extra| Value::Object(extra).to_string()),
+        },
+    );
     caller
         .core()
         .presence
@@ -44,11 +47,14 @@ pub(super) async fn heartbeat(
     caller: &Caller,
     last_seen_ms: Option<i64>,
 ) -> Result<Outcome, CoreError> {
-    let request = caller.core().request(HeartbeatRequest {
-        session: caller.session(),
-        actor: caller.actor(),
-        last_seen_ms,
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        HeartbeatRequest {
+            session: caller.session(),
+            actor: caller.actor(),
+            last_seen_ms,
+        },
+    );
     caller
         .core()
         .presence

@@ -14,14 +14,17 @@ pub(super) async fn mark(
     trace_id: Option<&str>,
 ) -> Result<Outcome, CoreError> {
     // No session id: the message names its room.
-    let request = caller.core().request(MarkReadRequest {
-        session: Some(meno_proto::SessionRef {
-            tenant: caller.key.tenant.clone(),
-            session_id: String::new(),
-        }),
-        actor: caller.traced_actor(trace_id),
-        message_id,
-    });
+    let request = caller.core().session_request(
+        &caller.key,
+        MarkReadRequest {
+            session: Some(meno_proto::SessionRef {
+                tenant: caller.key.tenant.clone(),
+                session_id: String::new(),
+            }),
+            actor: caller.traced_actor(trace_id),
+            message_id,
+        },
+    );
     caller
         .core()
         .reads

@@ -28,7 +28,7 @@ pub(crate) async fn join(
         .core()
         .connections
         .clone()
-        .join(caller.core().request(join))
+        .join(caller.core().session_request(&caller.key, join))
         .instrument(traced_span(span_name, caller, trace_id))
         .await
         .map(tonic::Response::into_inner)
@@ -48,7 +48,7 @@ pub(crate) async fn leave(caller: &Caller, graceful: bool, trace_id: Option<&str
         .core()
         .connections
         .clone()
-        .leave(caller.core().request(leave))
+        .leave(caller.core().session_request(&caller.key, leave))
         .instrument(traced_span("leave", caller, trace_id))
         .await
     {
