@@ -242,7 +242,8 @@ async fn migration_0002_moves_the_client_ref_index_under_its_senders() {
         [
             "0002_chat_by_sender_ref",
             "0003_read_positions",
-            "0004_connection_registry"
+            "0004_connection_registry",
+            "0005_ownership"
         ]
     );
     let store = ScyllaStore::connect(config.clone()).await.unwrap();
