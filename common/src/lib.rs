@@ -13,5 +13,6 @@ pub mod error;
 pub mod grpc_auth;
 pub mod key;
 pub mod metrics;
+pub mod sync;
 pub mod telemetry;
 pub mod text;

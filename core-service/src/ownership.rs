@@ -25,6 +25,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use meno_common::sync::lock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -477,12 +479,6 @@ fn local_validity(ttl: Duration) -> Duration {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

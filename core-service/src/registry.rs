@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use meno_common::sync::lock;
+
 use crate::clock::Clock;
 use crate::config::SessionConfig;
 use crate::error::CoreError;
@@ -144,14 +146,6 @@ async fn rebalance(context: ActorContext, ownership: Ownership) {
             handoff.cancel();
         }
     }
-}
-
-fn lock(actors: &Mutex<ActorMap>) -> std::sync::MutexGuard<'_, ActorMap> {
-    // A poisoned map only means a panic elsewhere while it was held; the map
-    // itself (channels) is still consistent.
-    actors
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The sessions of this core: routes each command to its session's actor.

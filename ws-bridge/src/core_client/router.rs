@@ -23,6 +23,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use meno_common::sync::lock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -266,12 +268,6 @@ fn rebuild(parts: &http::request::Parts, body: Bytes) -> http::Request<Body> {
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
     request
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The transport's service face: `poll_ready` is always ready, each call
