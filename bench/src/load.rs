@@ -173,6 +173,8 @@ pub struct Subscriber {
     pub paused: Arc<AtomicBool>,
     /// The close code the server sent, when it did.
     pub closed_with: Arc<Mutex<Option<Option<u16>>>>,
+    /// Messages received after joining, of any kind (pings and presence too).
+    pub frames: Arc<AtomicU64>,
 }
 
 /// Source addresses 127.0.0.2 … 127.0.0.(1 + count).
@@ -198,9 +200,11 @@ pub async fn subscribe(
     let (outgoing, mut to_send) = mpsc::unbounded_channel::<Vec<u8>>();
     let paused = Arc::new(AtomicBool::new(false));
     let closed_with = Arc::new(Mutex::new(None));
+    let frames = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn({
         let paused = Arc::clone(&paused);
         let closed_with = Arc::clone(&closed_with);
+        let frames = Arc::clone(&frames);
         let centrifugo = dialect.kind.is_centrifugo();
         async move {
             loop {
@@ -230,9 +234,11 @@ pub async fn subscribe(
                 let mut counted = 0u64;
                 let mut in_window = 0u64;
                 let mut ping = false;
+                let mut received = 0u64;
                 let open = {
                     let mut histogram = stats.latency_us.lock().expect("hist");
                     ws.drain(|message| {
+                        received += 1;
                         if centrifugo && message == b"{}" {
                             ping = true;
                             return;
@@ -249,6 +255,7 @@ pub async fn subscribe(
                         });
                     })
                 };
+                frames.fetch_add(received, Ordering::Relaxed);
                 if ping {
                     ws.queue_text(b"{}");
                 }
@@ -270,6 +277,7 @@ pub async fn subscribe(
         outgoing,
         paused,
         closed_with,
+        frames,
     })
 }
 

@@ -40,6 +40,9 @@ enum ScenarioKind {
     /// Session B's latency, quiet and while one socket in session A floods
     /// the bridge (default limits; meno targets only).
     Flood,
+    /// A join storm: many sockets join one room at once; the server CPU it
+    /// costs until the room is quiet again, presence traffic included.
+    Join,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +318,14 @@ async fn run_one(
             let per_room = args.subscribers.unwrap_or(10);
             let length = args.step.max(Duration::from_secs(5));
             idle::chat(target, rooms, per_room, length).await
+        }
+        ScenarioKind::Join => {
+            let sockets = args.subscribers.unwrap_or(10_000);
+            let storm = scenario::Sweep {
+                connect_concurrency: 256,
+                ..sweep(1, sockets, Vec::new(), 1)
+            };
+            scenario::join_storm(target, &storm).await
         }
         ScenarioKind::Flood => {
             let settings = flood::Flood {

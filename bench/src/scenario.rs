@@ -247,6 +247,58 @@ pub async fn sweep(target: &Target, sweep: &Sweep) -> anyhow::Result<Value> {
     }))
 }
 
+/// `join`: every socket of `sweep` joins one room at once. Measures the
+/// wall time until all are joined and the target's CPU from the first
+/// connect until it is quiet again (under 10 ms of CPU in a second), so the
+/// presence traffic the joins cause is counted too.
+pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value> {
+    const QUIET_CPU_S: f64 = 0.01;
+    const GIVE_UP: Duration = Duration::from_secs(900);
+    let stats = Stats::new(sweep.rooms * sweep.per_room);
+    let rss_before = target.total_rss_kib();
+    let cpu_before = target.cpu_seconds();
+    let started = Instant::now();
+    let subscribers = connect_all(target, sweep, &stats, 0).await?;
+    let joined_s = started.elapsed().as_secs_f64();
+    let mut cpu_last = target.cpu_seconds();
+    let quiet = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let cpu_now = target.cpu_seconds();
+        if cpu_now - cpu_last < QUIET_CPU_S {
+            break true;
+        }
+        cpu_last = cpu_now;
+        if started.elapsed() > GIVE_UP {
+            break false;
+        }
+    };
+    let settled_s = started.elapsed().as_secs_f64() - 1.0;
+    let cpu_s = cpu_last - cpu_before;
+    let rss_after = target.total_rss_kib();
+    let frames = subscribers
+        .iter()
+        .map(|subscriber| subscriber.frames.load(Ordering::Relaxed))
+        .sum::<u64>();
+    for subscriber in &subscribers {
+        subscriber.task.abort();
+    }
+    eprintln!(
+        "  join storm: {} sockets joined in {joined_s:.2} s, quiet after {settled_s:.2} s, \
+         {cpu_s:.2} CPU-s on the target, {frames} frames to the clients",
+        subscribers.len()
+    );
+    Ok(json!({
+        "sockets": subscribers.len(),
+        "connect_concurrency": sweep.connect_concurrency,
+        "joined_s": joined_s,
+        "settled_s": settled_s,
+        "quiet": quiet,
+        "cpu_s": cpu_s,
+        "frames_received": frames,
+        "rss_kib_per_socket": rss_after.saturating_sub(rss_before) as f64 / subscribers.len().max(1) as f64,
+    }))
+}
+
 /// `slow`: the others' latency with one subscriber that stops reading.
 pub async fn slow(target: &Target, sweep: &Sweep) -> anyhow::Result<Value> {
     let subscribers_n = sweep.per_room;
