@@ -233,6 +233,19 @@ impl System {
         Client::connect(&self.ws_url(&query)).await
     }
 
+    /// A gRPC channel to the core: over TCP in split mode, in process when
+    /// monolithic.
+    pub async fn core_channel(&self) -> tonic::transport::Channel {
+        match self.core_addr {
+            Some(addr) => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .expect("core URL")
+                .connect()
+                .await
+                .expect("core reachable"),
+            None => self.core.in_process_channel(),
+        }
+    }
+
     /// Moves the manual clock.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);

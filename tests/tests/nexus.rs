@@ -322,6 +322,9 @@ async fn rest_pages_by_offset_and_by_cursor_and_lists_reads(system: System) {
     assert_eq!(status, 200);
     assert_eq!(page_ids(&older), newest_first[4..6]);
 
+    let (status, largest) = get(format!("tenant={tenant}&size=200")).await;
+    assert_eq!(status, 200, "{largest}");
+    assert_eq!(page_ids(&largest), newest_first);
     let (status, refused) = get(format!("tenant={tenant}&size=201")).await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["code"], "InvalidArgument");
@@ -412,6 +415,32 @@ async fn tenants_and_rooms_do_not_see_each_other_through_any_door(system: System
     .await;
     assert_eq!(status, 200, "umbrella has this room too (eve is in it)");
     assert_eq!(page, json!([]));
+    // A room only acme ever used: umbrella's query identity finds no room.
+    let acme_only = session_id("acme-only");
+    ann.send("JOIN_ROOM", json!({"roomId": acme_only})).await;
+    ann.expect_where("ROOM_JOINED", |f| f["data"]["roomId"] == acme_only.as_str())
+        .await;
+    ann.say(&acme_only, "a-2", "acme's own room").await;
+    ann.expect("NEW_MESSAGE").await;
+    let (status, page) = get_json(
+        system.bridge_addr,
+        &format!("/api/rooms/{acme_only}/messages?tenant={acme}&userId=ann"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page[0]["contentText"], "acme's own room");
+    for endpoint in ["messages", "reads"] {
+        let (status, body) = get_json(
+            system.bridge_addr,
+            &format!("/api/rooms/{acme_only}/{endpoint}?tenant={umbrella}&userId=ann"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 404, "{endpoint}: {body}");
+        assert_eq!(body["code"], "NotFound", "{endpoint}: {body}");
+    }
+
     let never = session_id("never-created");
     let (status, body) = get_json(
         system.bridge_addr,

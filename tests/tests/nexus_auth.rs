@@ -1,16 +1,19 @@
 //! NexusChat with `--auth jwt`: the token's `sub`, `name`, `tenant` and
 //! `sessions` are the identity and the rooms it may enter, on the WebSocket
-//! and on the REST reads.
+//! and on the REST reads; the token's tenant keeps a seed-000 client out of
+//! another tenant's room of the same id.
+//!
+//! Runs on the test store: memory, or the real CQL server with
+//! `MENO_TEST_STORE=scylla`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meno_bridge::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
 use meno_bridge::config::BridgeConfig;
 use meno_tests::nexus::{get_json, NexusClient};
-use meno_tests::{http_get, session_id, Mode, System};
+use meno_tests::{http_get, session_id, Client, Mode, System};
 use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"a-nexus-test-secret-of-32-bytes-or-more";
@@ -30,7 +33,7 @@ async fn start() -> System {
     };
     System::start_custom(
         Mode::Split,
-        Arc::new(meno_core::store::MemoryStore::new()),
+        meno_tests::test_store().await,
         meno_tests::test_session_config(),
         bridge,
         None,
@@ -122,4 +125,46 @@ async fn rest_reads_need_a_token_that_grants_the_room_and_another_tenants_room_i
     )
     .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_000_client_of_another_tenant_in_the_same_room_id_shares_no_chat() {
+    let system = start().await;
+    let room = session_id("cross-tenant-dialects");
+    let seed_000 = |sub: &str, tenant: &str| {
+        system.ws_url(&format!(
+            "sessionId={room}&role=student&client=web&token={}",
+            token(sub, tenant, &[&room])
+        ))
+    };
+    let ann = token("ann", "acme", &[&room]);
+    let mut ann =
+        NexusClient::connect(&system.nexus_url(&format!("token={ann}&roomId={room}"))).await;
+    ann.expect("ROOM_JOINED").await;
+    // Same tenant, other dialect: the control that shows the room is shared.
+    let mut sam = Client::connect(&seed_000("sam", "acme")).await;
+    sam.expect_start().await;
+    ann.expect_where("PRESENCE", |f| f["data"]["userId"] == "sam")
+        .await;
+    let mut bob = Client::connect(&seed_000("bob", "umbrella")).await;
+    let (sync, snapshot) = bob.expect_start().await;
+    assert_eq!(sync["data"]["messages"], json!([]), "{sync}");
+    let participants: Vec<&Value> = snapshot["data"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["participantId"])
+        .collect();
+    assert_eq!(participants, [&json!("bob")], "{snapshot}");
+
+    ann.say(&room, "a-1", "acme only").await;
+    ann.expect("NEW_MESSAGE").await;
+    let at_sam = sam.expect("chat.message").await;
+    assert_eq!(at_sam["data"]["content"], "acme only");
+    bob.expect_silence(Duration::from_millis(300)).await;
+
+    bob.chat("b-1", "umbrella only").await;
+    bob.expect("chat.message").await;
+    ann.expect_silence(Duration::from_millis(300)).await;
+    sam.expect_silence(Duration::from_millis(300)).await;
 }

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use meno_common::error::{CoreError, ErrorCode};
-use meno_proto::{ChatMessage, PresenceState, PresenceStatus, Role};
+use meno_proto::{ChatMessage, PresenceState, PresenceStatus, ReadPosition, Role};
 use serde_json::{json, Value};
 
 use super::{
     decode, encode_call_end, encode_call_rejected, encode_error, encode_history_page,
-    encode_new_message, encode_presence, encode_read, encode_room_joined, encode_room_left,
-    encode_signal_ice, encode_signal_sdp, encode_typing, SdpType,
+    encode_new_message, encode_presence, encode_read, encode_reads, encode_room_joined,
+    encode_room_left, encode_signal_ice, encode_signal_sdp, encode_typing, SdpType,
 };
 use crate::codec::ErrorEnvelope;
 
@@ -407,4 +407,25 @@ fn history_page_keeps_the_order_given_and_meta() {
     assert_eq!(page[1]["id"], json!(MESSAGE_ID));
     assert_eq!(page[1]["editedAt"], Value::Null);
     assert_eq!(encode_history_page(ROOM, &[]), "[]");
+}
+
+#[test]
+fn reads_body_lists_each_position_in_the_order_given_without_seq() {
+    let position = |user_id: &str, message_id: &str, read_at_ms: i64| ReadPosition {
+        user_id: user_id.into(),
+        message_id: message_id.into(),
+        seq: 42,
+        read_at_ms,
+    };
+    let body = encode_reads(&[
+        position(USER, MESSAGE_ID, T),
+        position(PEER, "m-1", 1_795_416_702_000),
+    ]);
+    assert_eq!(
+        body,
+        format!(
+            r#"[{{"userId":"{USER}","messageId":"{MESSAGE_ID}","readAt":"{T_WIRE}"}},{{"userId":"{PEER}","messageId":"m-1","readAt":"2026-11-23T06:51:42.000Z"}}]"#
+        )
+    );
+    assert_eq!(encode_reads(&[]), "[]");
 }
