@@ -99,6 +99,21 @@ def secret_refs(workload):
     return names
 
 
+def secret_file(workload, cont, path):
+    """(Secret name, key) of the file at `path` in the container, when a
+    Secret volume mounted there holds it as an item; else None."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    for mount in cont.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if not path.startswith(prefix) or secret is None:
+            continue
+        for item in secret.get("items", []):
+            if prefix + item["path"] == path:
+                return secret["secretName"], item["key"]
+    return None
+
+
 def labels_match(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -388,7 +403,14 @@ def case_production(m, ctx, release, notes, crd=True):
     # WebRTC: ICE servers and the TURN secret file.
     check(benv.get("MENO_ICE_SERVERS") == "stun:turn.example.com:3478,turn:turn.example.com:3478?transport=udp,"
           "turns:turn.example.com:5349", "ICE servers -> --ice-servers", benv.get("MENO_ICE_SERVERS"))
-    check(benv.get("MENO_TURN_SECRET_FILE") == "/etc/meno/turn/secret", "TURN secret file mounted")
+    check(benv.get("MENO_TURN_SECRET_FILE") == "/etc/meno/turn/secret", "TURN secret file -> --turn-secret-file",
+          benv.get("MENO_TURN_SECRET_FILE"))
+    turn_file = secret_file(ctx["bridge"], ctx["bc"], benv.get("MENO_TURN_SECRET_FILE") or "")
+    check(turn_file == ("coturn-auth", "static-auth-secret"),
+          "TURN secret file is key static-auth-secret of Secret coturn-auth", turn_file)
+    turn_mount = [mt for mt in ctx["bc"].get("volumeMounts", []) if mt["name"] == "turn-secret"]
+    check(len(turn_mount) == 1 and turn_mount[0].get("readOnly") is True,
+          "bridge mounts the turn-secret volume read-only", turn_mount)
     check(benv.get("MENO_TURN_CREDENTIAL_TTL") == "12h", "TURN credential TTL")
     # HPA.
     hpas = m.all("HorizontalPodAutoscaler")

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod examples;
 pub mod faults;
+pub mod jwt;
 pub mod nexus;
 pub mod otlp;
 pub mod process;

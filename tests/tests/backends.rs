@@ -3,15 +3,18 @@
 //! the backend's replies reach the originating connection as seed 001's
 //! `chat_response` chunks; without a backend, or with one that does not keep
 //! up, the client gets a retryable `error` at once and memory stays bounded.
+//! With `--auth jwt` the token, not the query, says who the client is.
 
 use std::time::Duration;
 
 use base64::Engine;
+use meno_bridge::codec::assistant::MAX_AUDIO_CHUNK_BYTES;
 use meno_proto::backend_service_client::BackendServiceClient;
 use meno_proto::{
     backend_upstream, backend_work, direct_message, BackendHello, BackendKind, BackendReply,
     BackendUpstream, BackendWork, ChatResponse, DirectMessage,
 };
+use meno_tests::jwt::{jwt_bridge_config, token};
 use meno_tests::{session_id, test_bridge_config, Client, Mode, System};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -307,4 +310,110 @@ async fn a_client_that_leaves_mid_session_ends_its_voice_session_at_the_backend(
         panic!("the backend is told the voice session ended");
     };
     assert_eq!(end.voice_session_id, "left-open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_auth_the_token_names_the_user_and_the_query_may_not_contradict_it() {
+    let system = System::start_with_bridge(Mode::Split, jwt_bridge_config()).await;
+    let tenant = session_id("tenant");
+    let mut backend = attach(&system, &tenant, BackendKind::Assistant).await;
+    let ann = token("ann", &tenant);
+    for (query, status, reason) in [
+        ("userId=ann".to_owned(), 401, "missing token"),
+        (format!("token={ann}&userId=bob"), 401, "userId contradicts"),
+        (
+            format!("token={ann}&tenant=umbrella"),
+            401,
+            "tenant contradicts",
+        ),
+        // The query may repeat the token's identity.
+        (format!("token={ann}&userId=ann&tenant={tenant}"), 101, ""),
+    ] {
+        let (got, body) =
+            meno_tests::http_get(system.bridge_addr, &format!("/ws/assistant?{query}")).await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert!(body.contains(reason), "{body:?} should say {reason:?}");
+    }
+
+    let mut client = Client::connect(&format!(
+        "ws://{}/ws/assistant?token={ann}",
+        system.bridge_addr
+    ))
+    .await;
+    send(&mut client, "text_message", json!({"content": "who am I?"})).await;
+    let work = backend.next().await;
+    let user = work.user.expect("work names its user");
+    assert_eq!(
+        (user.tenant.as_str(), user.user_id.as_str()),
+        (tenant.as_str(), "ann")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subprotocol_selects_the_dialect_and_refused_voice_leaves_the_socket_usable() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let system = System::start(Mode::Split).await;
+    let tenant = session_id("tenant");
+    let mut backend = attach(&system, &tenant, BackendKind::Voice).await;
+    // The ordinary path, not /ws/assistant: the subprotocol decides.
+    let mut request = system
+        .ws_url(&format!("userId=u1&tenant={tenant}"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "assistant.v1".parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], "assistant.v1");
+    let mut client = Client::from_stream(ws);
+    send(&mut client, "ping", json!({})).await;
+    assert_eq!(client.recv().await, json!({"type": "pong"}));
+
+    send(
+        &mut client,
+        "voice_start",
+        json!({"audioFormat": "pcm16", "sessionId": "voice-1"}),
+    )
+    .await;
+    let at_limit = vec![1u8; MAX_AUDIO_CHUNK_BYTES];
+    let over_limit = vec![2u8; MAX_AUDIO_CHUNK_BYTES + 1];
+    for audio in [&over_limit, &at_limit] {
+        let audio = base64::engine::general_purpose::STANDARD.encode(audio);
+        send(
+            &mut client,
+            "voice_data",
+            json!({"audioData": audio, "sessionId": "voice-1"}),
+        )
+        .await;
+    }
+    let error = client.expect("error").await;
+    assert_eq!(error["data"]["code"], "InvalidArgument", "{error}");
+    assert_eq!(error["data"]["type"], "voice_data");
+    send(
+        &mut client,
+        "voice_data",
+        json!({"audioData": "AAAA", "sessionId": "voice-2"}),
+    )
+    .await;
+    let error = client.expect("error").await;
+    assert_eq!(error["data"]["code"], "NotFound", "{error}");
+    assert_eq!(error["data"]["type"], "voice_data");
+    send(&mut client, "ping", json!({})).await;
+    assert_eq!(client.recv().await, json!({"type": "pong"}));
+
+    send(&mut client, "voice_end", json!({"sessionId": "voice-1"})).await;
+    // The backend saw the start, the chunk at the limit and the end: nothing
+    // of what was refused.
+    assert!(matches!(
+        backend.next().await.item,
+        Some(backend_work::Item::VoiceStart(_))
+    ));
+    let Some(backend_work::Item::VoiceData(data)) = backend.next().await.item else {
+        panic!("expected the chunk at the limit");
+    };
+    assert_eq!(data.audio, at_limit);
+    assert!(matches!(
+        backend.next().await.item,
+        Some(backend_work::Item::VoiceEnd(_))
+    ));
 }

@@ -3,7 +3,8 @@
 //! core: a message to one connection reaches exactly that socket, one to a
 //! user reaches every socket of that user and no one else's, a registered
 //! connection that is gone is pruned and reported, and the registry answers
-//! by session and by user until its TTL runs out.
+//! by session and by user until its TTL runs out, with the client's address
+//! from `X-Forwarded-For` only behind a trusted proxy.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -255,4 +256,42 @@ async fn the_registry_lists_by_session_and_by_user_until_its_ttl_runs_out() {
 
     system.advance(Duration::from_secs(11 * 60));
     assert!(by_user(&mut registry, &tenant, "ann").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_believes_x_forwarded_for_only_from_a_trusted_proxy() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let system = System::start(Mode::Split).await;
+    let behind_proxy = system
+        .start_bridge(meno_bridge::config::BridgeConfig {
+            trusted_proxies: meno_bridge::client_ip::TrustedProxies::parse(&[
+                "127.0.0.1".to_owned(),
+                "10.0.0.0/8".to_owned(),
+            ])
+            .unwrap(),
+            ..test_bridge_config()
+        })
+        .await;
+    let tenant = session_id("t");
+    let (_, mut registry) = clients(&system).await;
+    // The same headers to a bridge that trusts its peer and to one that
+    // does not (the first bridge has no --trusted-proxies).
+    let mut sockets = Vec::new();
+    for (bridge, user) in [(behind_proxy, "proxied"), (system.bridge_addr, "direct")] {
+        let mut request = format!("ws://{bridge}/ws/assistant?userId={user}&tenant={tenant}")
+            .into_client_request()
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.insert("X-Forwarded-For", "203.0.113.7, 10.1.2.3".parse().unwrap());
+        headers.insert("User-Agent", "meno-test/1.0 (registry)".parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        sockets.push(ws);
+    }
+    for (user, ip) in [("proxied", "203.0.113.7"), ("direct", "127.0.0.1")] {
+        let rows = rows_of(&mut registry, &tenant, user, 1).await;
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].ip, ip, "{user}");
+        assert_eq!(rows[0].user_agent, "meno-test/1.0 (registry)");
+        assert_eq!(rows[0].dialect, "assistant");
+    }
 }

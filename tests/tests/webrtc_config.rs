@@ -1,5 +1,6 @@
 //! `GET /api/config/webrtc`: the configured ICE servers, and TURN credentials
-//! minted per request the way coturn's `use-auth-secret` checks them.
+//! minted per request the way coturn's `use-auth-secret` checks them, for
+//! the token's subject in jwt mode.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -7,6 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use meno_bridge::config::BridgeConfig;
 use meno_bridge::ice::IceConfig;
+use meno_tests::jwt::{jwt_bridge_config, token};
 use meno_tests::nexus::get_json;
 use meno_tests::{test_bridge_config, Mode, System};
 use serde_json::json;
@@ -72,4 +74,37 @@ async fn a_turn_credential_is_the_hmac_of_its_expiry_and_user_under_the_secret()
     mac.update(username.as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     assert_eq!(turn["credential"], expected.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_auth_the_credential_needs_a_bearer_token_and_names_its_subject() {
+    let urls = vec!["turn:turn.example.test:3478".to_owned()];
+    let bridge = BridgeConfig {
+        ice: IceConfig::new(&urls, Some(b"secret".to_vec()), Duration::from_secs(60)).unwrap(),
+        ..jwt_bridge_config()
+    };
+    let system = System::start_with_bridge(Mode::Monolithic, bridge).await;
+    let path = "/api/config/webrtc";
+
+    let (status, body) = get_json(system.bridge_addr, path, &[]).await;
+    assert_eq!(status, 401, "no token: {body}");
+    let (status, body) = get_json(
+        system.bridge_addr,
+        path,
+        &[("Authorization", "Bearer not.a.jwt")],
+    )
+    .await;
+    assert_eq!(status, 401, "a bad token: {body}");
+
+    // The query cannot pick whose credential is minted.
+    let bearer = format!("Bearer {}", token("ann", "acme"));
+    let (status, body) = get_json(
+        system.bridge_addr,
+        &format!("{path}?userId=mallory"),
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let username = body["iceServers"][0]["username"].as_str().unwrap();
+    assert!(username.ends_with(":ann"), "{username}");
 }
