@@ -29,6 +29,8 @@ pub struct Idle {
     pub connections: usize,
     /// Connections per room.
     pub room_size: usize,
+    /// A room's connections all go to one server process.
+    pub by_room: bool,
     /// CPU the load processes are pinned to.
     pub load_cpu: usize,
     /// How long to hold the connections before measuring.
@@ -64,6 +66,7 @@ pub fn idle(target: &Target, idle: &Idle) -> anyhow::Result<Value> {
             .arg(idle.room_size.to_string())
             .arg("--source-index")
             .arg(worker.to_string())
+            .args(idle.by_room.then_some("--by-room"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -102,6 +105,7 @@ pub fn idle(target: &Target, idle: &Idle) -> anyhow::Result<Value> {
         "connections_open": opened,
         "connections_failed": failed,
         "server_processes": target.edges.len(),
+        "rooms_on_one_process": idle.by_room,
         "load_processes": workers,
         "connect_s": connect_seconds,
         "edge_rss_kib_before": edge_before,
@@ -124,6 +128,7 @@ pub async fn worker(
     count: usize,
     room_size: usize,
     source_index: usize,
+    by_room: bool,
 ) -> anyhow::Result<()> {
     let dialect = Dialect { kind };
     let stats = load::Stats::new(offset + count);
@@ -132,7 +137,8 @@ pub async fn worker(
     let subscribers: Vec<_> = futures_util::stream::iter(offset..offset + count)
         .map(|id| {
             let stats = Arc::clone(&stats);
-            let edge = edges[id % edges.len()];
+            let spread = if by_room { id / room_size.max(1) } else { id };
+            let edge = edges[spread % edges.len()];
             // One source address per worker: at most PER_WORKER ports each.
             let source = load::source(source_index, 250);
             let room = format!("r{}", id / room_size.max(1));

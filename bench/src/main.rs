@@ -75,6 +75,8 @@ enum Cmd {
         room_size: usize,
         #[arg(long)]
         source_index: usize,
+        #[arg(long)]
+        by_room: bool,
     },
 }
 
@@ -128,6 +130,11 @@ struct RunArgs {
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Idle scenario with several server processes: all of a room's
+    /// connections go to one process (as a load balancer with session
+    /// affinity would place them), instead of round robin per connection.
+    #[arg(long)]
+    by_room: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -144,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             count,
             room_size,
             source_index,
+            by_room,
         } => current_thread()?.block_on(idle::worker(
             kind,
             edges,
@@ -151,6 +159,7 @@ fn main() -> anyhow::Result<()> {
             count,
             room_size,
             source_index,
+            by_room,
         )),
         Cmd::FloodWorker { edge, source } => {
             current_thread()?.block_on(flood::worker(edge, source))
@@ -308,6 +317,7 @@ async fn run_one(
             let settings = idle::Idle {
                 connections,
                 room_size: 10,
+                by_room: args.by_room,
                 load_cpu: args.load_cpu,
                 settle: Duration::from_secs(5),
             };

@@ -257,6 +257,11 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
     let stats = Stats::new(sweep.rooms * sweep.per_room);
     let rss_before = target.total_rss_kib();
     let cpu_before = target.cpu_seconds();
+    let per_process_before: Vec<f64> = target
+        .pids()
+        .into_iter()
+        .map(crate::target::cpu_seconds)
+        .collect();
     let started = Instant::now();
     let subscribers = connect_all(target, sweep, &stats, 0).await?;
     let joined_s = started.elapsed().as_secs_f64();
@@ -274,6 +279,13 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
     };
     let settled_s = started.elapsed().as_secs_f64() - 1.0;
     let cpu_s = cpu_last - cpu_before;
+    // In process start order (split meno: the core, then the bridge).
+    let cpu_s_by_process: Vec<f64> = target
+        .pids()
+        .into_iter()
+        .zip(per_process_before)
+        .map(|(pid, before)| crate::target::cpu_seconds(pid) - before)
+        .collect();
     let rss_after = target.total_rss_kib();
     let frames = subscribers
         .iter()
@@ -284,7 +296,7 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
     }
     eprintln!(
         "  join storm: {} sockets joined in {joined_s:.2} s, quiet after {settled_s:.2} s, \
-         {cpu_s:.2} CPU-s on the target, {frames} frames to the clients",
+         {cpu_s:.2} CPU-s on the target {cpu_s_by_process:.2?}, {frames} frames to the clients",
         subscribers.len()
     );
     Ok(json!({
@@ -294,6 +306,7 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
         "settled_s": settled_s,
         "quiet": quiet,
         "cpu_s": cpu_s,
+        "cpu_s_by_process": cpu_s_by_process,
         "frames_received": frames,
         "rss_kib_per_socket": rss_after.saturating_sub(rss_before) as f64 / subscribers.len().max(1) as f64,
     }))

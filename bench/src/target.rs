@@ -225,7 +225,7 @@ fn centrifugo_binary(launch: &Launch) -> anyhow::Result<PathBuf> {
 /// memory engine, anonymous connect and subscribe in namespace `chat`,
 /// history 100 / 300 s, the HTTP API key, health on, errors-only logs.
 fn centrifugo_config(launch: &Launch, addr: SocketAddr, process: usize) -> anyhow::Result<PathBuf> {
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "log": {"level": "error"},
         "http_server": {"address": addr.ip().to_string(), "port": addr.port().to_string()},
         "client": {
@@ -244,6 +244,14 @@ fn centrifugo_config(launch: &Launch, addr: SocketAddr, process: usize) -> anyho
         "http_api": {"key": crate::load::API_KEY},
         "health": {"enabled": true}
     });
+    if std::env::var("MENO_LOAD_CENTRIFUGO_PRESENCE").as_deref() == Ok("1") {
+        // For a like-for-like join storm: presence kept, and join/leave
+        // pushed to every subscriber, as meno's presence events are.
+        let namespace = &mut config["channel"]["namespaces"][0];
+        namespace["presence"] = serde_json::json!(true);
+        namespace["join_leave"] = serde_json::json!(true);
+        namespace["force_push_join_leave"] = serde_json::json!(true);
+    }
     std::fs::create_dir_all(&launch.scratch)?;
     let path = launch.scratch.join(format!("centrifugo-{process}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;

@@ -6,7 +6,7 @@
 //! gRPC hop in request metadata ([`propagation`]).
 
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::filter::{filter_fn, FilterExt, Targets};
+use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -55,9 +55,14 @@ fn subscriber(
 ) -> Box<dyn tracing::Subscriber + Send + Sync> {
     // Spans exist for the trace exporter alone: kept out of the logs, with
     // no exporter no layer wants them, and `info_span!` costs next to nothing.
+    //
+    // The span filter names its level bound (any): without one the combined
+    // filter has no max level, and `log` records (tungstenite, hyper) at
+    // every level, trace included, would go through the `log` bridge and be
+    // filtered one by one, several per frame written.
     let log_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info"))
-        .and(filter_fn(|metadata| !metadata.is_span()));
+        .and(filter_fn(|metadata| !metadata.is_span()).with_max_level_hint(LevelFilter::TRACE));
     // Logs go to stderr; a closed stderr must not panic the logging task.
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = if json {
@@ -125,6 +130,20 @@ mod tests {
             tracing::callsite::rebuild_interest_cache();
             assert!(tracing::info_span!("untraced").is_disabled());
         });
+    }
+
+    /// The `log` bridge takes its level from this hint: with none, every
+    /// `log::trace!` of a dependency would be dispatched and then dropped.
+    #[test]
+    fn the_log_filter_names_its_max_level() {
+        let hint = tracing::Subscriber::max_level_hint(&*subscriber(false, None));
+        assert!(
+            hint.is_some(),
+            "no max level: log records of every level pass"
+        );
+        if std::env::var_os("RUST_LOG").is_none() {
+            assert_eq!(hint, Some(LevelFilter::INFO));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::envelope_type;
 use crate::codec::ErrorEnvelope;
-use crate::time_fmt::format_unix_ms;
+use crate::time_fmt::{format_unix_ms, WireTime};
 
 /// Sent if serialization ever failed, which the types below rule out; it keeps
 /// every encoder total without a panic.
@@ -216,7 +216,8 @@ struct PresenceData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     color: Option<&'a str>,
-    last_seen: String,
+    #[cfg_attr(test, ts(type = "string"))]
+    last_seen: WireTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional, type = "Record<string, unknown>"))]
     extra: Option<&'a RawValue>,
@@ -233,7 +234,7 @@ impl<'a> PresenceData<'a> {
             is_typing: state.is_typing,
             is_speaking: state.is_speaking,
             color: non_empty(&state.color),
-            last_seen: format_unix_ms(state.last_seen_ms),
+            last_seen: WireTime::new(state.last_seen_ms),
             extra: raw_object(&state.extra_json),
         }
     }
