@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -185,9 +185,6 @@ pub async fn chat(
     per_room: usize,
     length: Duration,
 ) -> anyhow::Result<Value> {
-    if !target.kind.is_meno() && target.kind != TargetKind::Baseline {
-        bail!("the chat scenario speaks chat.send: meno targets and baseline only");
-    }
     let dialect = Dialect { kind: target.kind };
     let acked = Arc::new(AtomicU64::new(0));
     let histogram = Arc::new(Mutex::new(
@@ -200,12 +197,7 @@ pub async fn chat(
     for id in 0..total {
         let edge = target.edges[id % target.edges.len()];
         let room = format!("r{}", id / per_room);
-        let path = match target.kind {
-            TargetKind::Baseline => format!("/ws?sessionId={room}"),
-            _ => format!(
-                "/ws?sessionId={room}&participantId=p{id}&name=p{id}&role=student&client=web"
-            ),
-        };
+        let path = dialect.path(&room, id);
         let (acked, histogram, go, deadline) = (
             Arc::clone(&acked),
             Arc::clone(&histogram),
@@ -215,10 +207,7 @@ pub async fn chat(
         tasks.push(tokio::spawn(async move {
             let connected = async {
                 let mut ws = wsclient::connect(edge, load::source(id, 8), &path).await?;
-                if target_is_meno(dialect) {
-                    ws.read_until(|m| memchr::memmem::find(m, b"\"presence.snapshot\"").is_some())
-                        .await?;
-                }
+                dialect.join(&mut ws, &room).await?;
                 anyhow::Ok(ws)
             }
             .await;
@@ -229,7 +218,7 @@ pub async fn chat(
             while Instant::now() < end {
                 index += 1;
                 let sent = load::now_ns();
-                let text = dialect.chat_send(index, &load::content(index));
+                let text = dialect.chat_send(&room, index, &load::content(index));
                 ws.send_text(text.as_bytes()).await?;
                 let mut mine = false;
                 while !mine {
@@ -286,6 +275,3 @@ pub async fn chat(
     Ok(record)
 }
 
-fn target_is_meno(dialect: Dialect) -> bool {
-    dialect.kind.is_meno()
-}

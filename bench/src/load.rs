@@ -119,7 +119,7 @@ pub struct Dialect {
 }
 
 impl Dialect {
-    fn path(self, room: &str, subscriber: usize) -> String {
+    pub(crate) fn path(self, room: &str, subscriber: usize) -> String {
         match self.kind {
             TargetKind::Centrifugo | TargetKind::CentrifugeEngine => {
                 "/connection/websocket".to_owned()
@@ -132,7 +132,7 @@ impl Dialect {
     }
 
     /// Joins `room` and returns once live events will arrive.
-    async fn join(self, ws: &mut WsClient, room: &str) -> anyhow::Result<()> {
+    pub(crate) async fn join(self, ws: &mut WsClient, room: &str) -> anyhow::Result<()> {
         match self.kind {
             TargetKind::Centrifugo | TargetKind::CentrifugeEngine => {
                 ws.send_text(br#"{"id":1,"connect":{}}"#).await?;
@@ -151,10 +151,17 @@ impl Dialect {
         }
     }
 
-    /// The text a socket sends to publish `content` in its room (client path).
-    pub fn chat_send(self, index: u64, content: &str) -> String {
+    /// The text a socket sends to publish `content` in `room` (client path).
+    /// Centrifugo: a client publication (its namespace allows them), whose
+    /// command id is the low bits of `index` (replies are not awaited: the
+    /// publication coming back is the acknowledgement).
+    pub fn chat_send(self, room: &str, index: u64, content: &str) -> String {
         match self.kind {
             TargetKind::Baseline => content.to_owned(),
+            TargetKind::Centrifugo | TargetKind::CentrifugeEngine => format!(
+                r#"{{"id":{},"publish":{{"channel":"chat:{room}","data":{{"content":"{content}"}}}}}}"#,
+                (index & 0xffff_ffff) + 10
+            ),
             _ => format!(
                 r#"{{"action":"chat.send","payload":{{"messageId":"m{index}","content":"{content}"}}}}"#
             ),
@@ -415,7 +422,11 @@ impl Publisher {
                 let room_senders = &senders[room];
                 let sender = &room_senders[next[room] % room_senders.len()];
                 next[room] += 1;
-                let _ = sender.send(dialect.chat_send(index, &text).into_bytes());
+                let _ = sender.send(
+                    dialect
+                        .chat_send(&format!("r{room}"), index, &text)
+                        .into_bytes(),
+                );
             }
             Publisher::Http {
                 connections, next, ..

@@ -237,6 +237,8 @@ fn centrifugo_config(launch: &Launch, addr: SocketAddr, process: usize) -> anyho
                 "name": "chat",
                 "allow_subscribe_for_client": true,
                 "allow_subscribe_for_anonymous": true,
+                "allow_publish_for_client": true,
+                "allow_publish_for_anonymous": true,
                 "history_size": 100,
                 "history_ttl": "300s"
             }]
