@@ -274,4 +274,3 @@ pub async fn chat(
     crate::report::print_chat(target.kind.name(), &record);
     Ok(record)
 }
-
