@@ -134,6 +134,7 @@ pub async fn step(
     stats.reset_window(first);
     let errors_before = publisher.errors();
     let cpu_before = target.cpu_seconds();
+    let split_before = target.cpu_split();
     let started_ns = load::now_ns();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
@@ -171,6 +172,7 @@ pub async fn step(
         }
     }
     let cpu = target.cpu_seconds() - cpu_before;
+    let split_after = target.cpu_split();
     let delivered = stats.delivered.load(Ordering::SeqCst);
     let last_ns = stats.last_delivery_ns.load(Ordering::SeqCst);
     let delivery_seconds = (last_ns.saturating_sub(started_ns) as f64 / 1e9).max(publish_seconds);
@@ -191,6 +193,8 @@ pub async fn step(
         "deliveries_per_s": per_second,
         "drain_s": drain_seconds,
         "cpu_s": cpu,
+        "cpu_user_s": split_after.0 - split_before.0,
+        "cpu_system_s": split_after.1 - split_before.1,
         "cpu_s_per_million": if delivered > 0 { cpu / delivered as f64 * 1e6 } else { f64::NAN },
         "latency_us": {
             "p50": histogram.value_at_quantile(0.50),

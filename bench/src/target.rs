@@ -133,17 +133,27 @@ fn clock_ticks_per_second() -> f64 {
 
 /// utime + stime of `pid`, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// (utime, stime) of `pid`, in seconds: user space and the kernel on its
+/// behalf (on loopback that includes much of the receiver's TCP work).
+pub fn cpu_split(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     // Fields after the command name, which may hold spaces: ") S ppid ...".
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks / clock_ticks_per_second_cached()
+    let seconds = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / clock_ticks_per_second_cached()
+    };
+    (seconds(11), seconds(12))
 }
 
 fn clock_ticks_per_second_cached() -> f64 {
@@ -421,6 +431,14 @@ impl Target {
     /// CPU seconds used so far by all its processes.
     pub fn cpu_seconds(&self) -> f64 {
         self.pids().into_iter().map(cpu_seconds).sum()
+    }
+
+    /// (user, system) CPU seconds used so far by all its processes.
+    pub fn cpu_split(&self) -> (f64, f64) {
+        self.pids()
+            .into_iter()
+            .map(cpu_split)
+            .fold((0.0, 0.0), |(u, s), (pu, ps)| (u + pu, s + ps))
     }
 
     /// RSS of the edge processes (the bridges), KiB.
