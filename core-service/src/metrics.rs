@@ -92,6 +92,17 @@ pub static OWNERSHIP_LAPSES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Session batches whose store write returned after this replica's
+/// ownership lease had lapsed (several replicas only): the write may have
+/// landed after another replica took the session over (RELIABILITY.md,
+/// "Several core replicas").
+pub static OWNERSHIP_LATE_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_ownership_late_writes_total",
+        "Session batches whose store write finished after this replica's ownership lease lapsed"
+    ))
+});
+
 /// Connections or reconnect grace periods that ran out.
 pub static PRESENCE_EXPIRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(

@@ -441,6 +441,19 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
         }
         written
     };
+    if let (Ok(()), Some(ownership), Some(owned)) = (&written, &context.ownership, state.owned()) {
+        // The lease was checked before the write; a write that outlived it
+        // may have landed after another replica took the session over.
+        // Counted and logged: the store does not fence such a batch yet.
+        if !ownership.holds(&owned) {
+            crate::metrics::OWNERSHIP_LATE_WRITES.inc();
+            tracing::warn!(
+                session = %state.key(),
+                "a batch's write finished after this replica's ownership lapsed; \
+                 another replica may own the session"
+            );
+        }
+    }
     match written {
         Ok(()) => {
             context.tell_users(

@@ -97,6 +97,12 @@ pub(crate) struct Taken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Delivery {
     floor: u64,
+    /// The room's stream lost events after `floor`: nothing more of the room
+    /// is written until the socket has joined again from `floor` (the rejoin
+    /// replaces this delivery). Events the hub's new stream brings meanwhile
+    /// lie beyond the gap; admitting them would raise the floor past it, and
+    /// the rejoin would then start after the very events it must replay.
+    resyncing: bool,
 }
 
 impl Delivery {
@@ -104,6 +110,7 @@ impl Delivery {
     pub(crate) fn after(snapshot_seq: u64) -> Self {
         Self {
             floor: snapshot_seq,
+            resyncing: false,
         }
     }
 
@@ -112,9 +119,15 @@ impl Delivery {
         self.floor
     }
 
+    /// Holds the room's frames until the socket has rejoined from the floor.
+    pub(crate) fn hold_for_resync(&mut self) {
+        self.resyncing = true;
+    }
+
     /// Whether the frame of `seq` is still needed; if so, it is now had.
+    /// Nothing is while the room waits for its rejoin, which replays it.
     pub(crate) fn admits(&mut self, seq: u64) -> bool {
-        let needed = seq > self.floor;
+        let needed = !self.resyncing && seq > self.floor;
         if needed {
             self.floor = seq;
         }
@@ -155,6 +168,9 @@ pub(crate) fn take(queued: &mut Vec<Outbound>, rooms: &mut impl Deliveries) -> T
                 }
             }
             Outbound::Resync { room } => {
+                if let Some(delivery) = rooms.delivery(room) {
+                    delivery.hold_for_resync();
+                }
                 if !taken.resync.contains(&room) {
                     taken.resync.push(room);
                 }
@@ -233,6 +249,32 @@ mod tests {
             taken.close.map(|closing| closing.code),
             Some(close_code::SLOW_CONSUMER)
         );
+    }
+
+    /// The scale-out defect of issue 17: after a resync signal the hub's new
+    /// stream brings events beyond the gap; had they been written, the floor
+    /// would pass the gap and the rejoin (from the floor) would skip it.
+    #[test]
+    fn after_a_resync_signal_the_room_waits_for_its_rejoin_from_the_old_floor() {
+        let mut rooms = vec![(0, Delivery::after(10)), (1, Delivery::after(50))];
+        let mut queued = vec![
+            frame(0, 11),
+            Outbound::Resync { room: 0 },
+            frame(0, 20),
+            frame(1, 51),
+        ];
+        let taken = take(&mut queued, &mut rooms);
+        assert_eq!(texts(&taken), ["room 0 event 11", "room 1 event 51"]);
+        assert_eq!(taken.resync, [0]);
+        assert_eq!(rooms[0].1.floor(), 11, "the rejoin starts after 11");
+        // Later batches, before the rejoin ran, are held too.
+        let taken = take(&mut vec![frame(0, 21)], &mut rooms);
+        assert!(taken.frames.is_empty());
+        assert_eq!(rooms[0].1.floor(), 11);
+        // The rejoin's answer (current to 21) replaces the delivery.
+        rooms[0].1 = Delivery::after(21);
+        let taken = take(&mut vec![frame(0, 21), frame(0, 22)], &mut rooms);
+        assert_eq!(texts(&taken), ["room 0 event 22"]);
     }
 
     #[test]
