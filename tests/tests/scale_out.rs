@@ -11,9 +11,10 @@
 //!
 //! Needs the shared Cassandra (`scripts/cassandra start`); skipped without
 //! one unless `MENO_REQUIRE_CQL=1`. Opt-in (`MENO_SCALE_OUT=1`) while it
-//! still fails: in each run a few of the 200 sessions (2–3 %) lose one
-//! delivery to one client across an ownership move (nothing stored is lost
-//! or duplicated); RELIABILITY.md has the figures, issue 17 the details.
+//! still fails now and then: the lost deliveries across an ownership move are
+//! fixed (a socket told to resync held no frames back, see
+//! `ws-bridge/src/socket/writer.rs`), but a message is occasionally stored
+//! twice across a move; RELIABILITY.md has the runs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
