@@ -13,8 +13,9 @@
 //! one unless `MENO_REQUIRE_CQL=1`. Opt-in (`MENO_SCALE_OUT=1`) while it
 //! still fails now and then: the lost deliveries across an ownership move are
 //! fixed (a socket told to resync held no frames back, see
-//! `ws-bridge/src/socket/writer.rs`), but a message is occasionally stored
-//! twice across a move; RELIABILITY.md has the runs.
+//! `ws-bridge/src/socket/writer.rs`), but a message is sometimes stored twice
+//! when a frozen replica's unfenced write lands after a takeover;
+//! RELIABILITY.md has the runs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
