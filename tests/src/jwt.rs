@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meno_bridge::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
 use meno_bridge::config::BridgeConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const SECRET: &[u8] = b"a-shared-test-secret-of-32-bytes-or-more";
 
@@ -32,15 +32,24 @@ pub fn jwt_bridge_config() -> BridgeConfig {
 /// A token for `sub` in `tenant`, valid for ten minutes and granting no
 /// session, that [`jwt_bridge_config`] accepts.
 pub fn token(sub: &str, tenant: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
+    signed(&json!({"sub": sub, "tenant": tenant, "sessions": [], "exp": in_ten_minutes()}))
+}
+
+/// `claims` signed as [`jwt_bridge_config`] expects.
+pub fn signed(claims: &Value) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &json!({"sub": sub, "tenant": tenant, "sessions": [], "exp": exp}),
+        claims,
         &EncodingKey::from_secret(SECRET),
     )
     .unwrap()
+}
+
+/// An `exp` claim ten minutes from now.
+pub fn in_ten_minutes() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600
 }

@@ -6,57 +6,29 @@
 //! Runs on the test store: memory, or the real CQL server with
 //! `MENO_TEST_STORE=scylla`.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use meno_bridge::auth::{Authenticator, ClaimNames, JwtConfig, KeySource};
-use meno_bridge::config::BridgeConfig;
+use meno_tests::jwt::{in_ten_minutes, jwt_bridge_config, signed};
 use meno_tests::nexus::{get_json, NexusClient};
 use meno_tests::{http_get, session_id, Client, Mode, System};
 use serde_json::{json, Value};
 
-const SECRET: &[u8] = b"a-nexus-test-secret-of-32-bytes-or-more";
-
 async fn start() -> System {
-    let bridge = BridgeConfig {
-        auth: Some(Authenticator::new(JwtConfig {
-            keys: KeySource::Hs256Secret(SECRET.to_vec()),
-            issuer: None,
-            audience: None,
-            leeway: Duration::ZERO,
-            claims: ClaimNames::default(),
-            role_map: HashMap::new(),
-            jwks_refresh: Duration::from_secs(300),
-        })),
-        ..meno_tests::test_bridge_config()
-    };
     System::start_custom(
         Mode::Split,
         meno_tests::test_store().await,
         meno_tests::test_session_config(),
-        bridge,
+        jwt_bridge_config(),
         None,
     )
     .await
 }
 
 fn token(sub: &str, tenant: &str, rooms: &[&str]) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims: Value = json!({
+    signed(&json!({
         "sub": sub, "name": format!("{sub} (token)"), "tenant": tenant,
-        "sessions": rooms, "exp": exp,
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+        "sessions": rooms, "exp": in_ten_minutes(),
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
