@@ -39,6 +39,14 @@ use crate::error::CoreError;
 use crate::store::{OwnershipStore, ReplicaLease, SessionKey, SessionOwner};
 
 /// Longest time between two membership refreshes.
+/// How far below an owner's seq mark a takeover voids unstored chat seqs.
+/// The batch an owner may still have in flight holds seqs from its first
+/// unreserved one up: within one seq block (1,024 seqs) plus the batch's
+/// own events of the mark. 200,000 covers any
+/// batch a replica can form (at most `--max-batch` commands, each a few
+/// events, plus the expiry of every connection a process can hold).
+pub const VOID_SPAN: u64 = 200_000;
+
 const REFRESH_MAX: Duration = Duration::from_secs(1);
 
 /// Where the other replicas are listed.
@@ -236,6 +244,21 @@ impl Ownership {
         Err(CoreError::unavailable(format!(
             "ownership of {key} is contended; retry"
         )))
+    }
+
+    /// Voids the chat seqs in `(stored_up_to, seq_mark]` (see
+    /// [`OwnershipStore::void_chat`]), no further back than
+    /// [`VOID_SPAN`] below the mark: an owner's unfinished batch starts
+    /// within that span of the mark it reserved.
+    pub async fn void_unstored(
+        &self,
+        key: &SessionKey,
+        stored_up_to: u64,
+        seq_mark: u64,
+    ) -> Result<(), CoreError> {
+        let after = stored_up_to.max(seq_mark.saturating_sub(VOID_SPAN));
+        self.inner.store.void_chat(key, after, seq_mark).await?;
+        Ok(())
     }
 
     /// Gives `key` up (after its actor flushed): the next owner takes it at

@@ -129,6 +129,12 @@ pub struct SessionWrite {
     /// still has that epoch (`StoreError::Deposed` otherwise, and nothing
     /// of the batch is written): a deposed owner stops within one block.
     pub fence: Option<u64>,
+    /// With several core replicas: the wall-clock time (µs since the epoch)
+    /// at which the writer last saw its ownership valid. The chat rows are
+    /// written with it as their timestamp, so a write that lands after
+    /// another replica took the session over is shadowed by that replica's
+    /// [`OwnershipStore::void_chat`], which it writes later.
+    pub written_at_us: Option<i64>,
 }
 
 impl SessionWrite {
@@ -328,4 +334,16 @@ pub trait OwnershipStore: Send + Sync + std::fmt::Debug + 'static {
     /// Marks the session released if its row still has `owner_epoch`.
     async fn release_session(&self, key: &SessionKey, owner_epoch: u64)
         -> Result<bool, StoreError>;
+
+    /// Voids the chat seqs in `(after_seq, through_seq]` as of now: a new
+    /// owner calls it once it has read the stored history, over the seqs an
+    /// earlier owner reserved but had not stored. A write of that owner
+    /// still in flight carries an older timestamp
+    /// ([`SessionWrite::written_at_us`]), so it never becomes visible.
+    async fn void_chat(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        through_seq: u64,
+    ) -> Result<(), StoreError>;
 }

@@ -130,3 +130,101 @@ async fn a_takeover_bumps_the_owner_epoch_and_fences_the_old_owners_seq_blocks()
     assert!(store.release_session(&key, 2).await.unwrap());
     assert!(store.session_owner(&key).await.unwrap().unwrap().released);
 }
+
+fn chat(seq: u64, client_ref: &str, content: &str) -> meno_proto::ChatMessage {
+    meno_proto::ChatMessage {
+        seq,
+        id: format!("msg-{seq}-{client_ref}"),
+        client_ref: client_ref.to_owned(),
+        sender_id: "ann".to_owned(),
+        sender_name: "Ann".to_owned(),
+        content: content.to_owned(),
+        created_at_ms: 1_700_000_000_000,
+        ..meno_proto::ChatMessage::default()
+    }
+}
+
+fn now_us() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_micros()).unwrap()
+}
+
+/// The takeover's void: a deposed owner's batch that lands after the new
+/// owner read the history is never seen (its rows carry the time the old
+/// owner last held the session), and its client_ref does not block the
+/// retry the new owner stores.
+#[tokio::test]
+async fn a_deposed_owners_late_chat_write_is_voided_by_the_takeover() {
+    let test = "ownership: late write voided";
+    let Some(store) = migrated_store(test, "meno_ownership").await else {
+        return;
+    };
+    let key = SessionKey::new("t", unique_prefix("voided"));
+    let held_at_us = now_us() - 2_000_000;
+    // The old owner stored seq 5 while it held the session...
+    let stored = SessionWrite {
+        messages: vec![chat(5, "r5", "stored before the move")],
+        written_at_us: Some(held_at_us),
+        ..SessionWrite::default()
+    };
+    store.write_session(&key, stored).await.unwrap();
+    // ...the new owner read the history up to 5 and voids up to the mark,
+    // a bucket boundary included...
+    store.void_chat(&key, 5, 10_024).await.unwrap();
+    // ...then the old owner's write of 6, 7 and 10,001 lands.
+    let late = SessionWrite {
+        messages: vec![
+            chat(6, "r6", "late"),
+            chat(7, "r7", "late"),
+            chat(10_001, "r10001", "late, next bucket"),
+        ],
+        written_at_us: Some(held_at_us),
+        ..SessionWrite::default()
+    };
+    store.write_session(&key, late).await.unwrap();
+    let seqs = |messages: Vec<meno_proto::ChatMessage>| -> Vec<u64> {
+        messages.iter().map(|message| message.seq).collect()
+    };
+    assert_eq!(seqs(store.chat_after(&key, 0, 100).await.unwrap()), vec![5]);
+    assert_eq!(seqs(store.chat_page(&key, None, 100).await.unwrap()), vec![5]);
+    let r6 = meno_core::store::ChatRef::new("ann", "r6");
+    assert!(
+        store
+            .chat_by_client_refs(&key, std::slice::from_ref(&r6))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the voided message is not a duplicate of its retry"
+    );
+
+    // The client retries r6; the new owner stores it past the mark, and
+    // its index row replaces the late one.
+    let retry = SessionWrite {
+        messages: vec![chat(10_025, "r6", "retried")],
+        written_at_us: Some(now_us()),
+        ..SessionWrite::default()
+    };
+    store.write_session(&key, retry).await.unwrap();
+    assert_eq!(
+        seqs(store.chat_after(&key, 0, 100).await.unwrap()),
+        vec![5, 10_025]
+    );
+    assert_eq!(
+        seqs(store.chat_by_client_refs(&key, &[r6]).await.unwrap()),
+        vec![10_025]
+    );
+    // A write newer than the void is not hidden by it: the void goes by
+    // time, not by seq.
+    let newer = SessionWrite {
+        messages: vec![chat(8, "r8", "after the void")],
+        written_at_us: Some(now_us()),
+        ..SessionWrite::default()
+    };
+    store.write_session(&key, newer).await.unwrap();
+    assert_eq!(
+        seqs(store.chat_after(&key, 0, 100).await.unwrap()),
+        vec![5, 8, 10_025]
+    );
+}

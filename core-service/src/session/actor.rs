@@ -155,6 +155,15 @@ async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, 
         .chat_page(key, None, context.config.history_sync_limit)
         .await?;
     recent.reverse();
+    if let (Some(ownership), Some(owned)) = (&context.ownership, &owned) {
+        // An earlier owner's write may still be in flight: void the seqs
+        // it reserved and did not store, so such a write never shows (its
+        // callers were not acknowledged, and retry here).
+        let stored_up_to = recent.last().map_or(0, |message| message.seq);
+        ownership
+            .void_unstored(key, stored_up_to, owned.seq_mark)
+            .await?;
+    }
     // The same instant as above: each stored connection is either told gone
     // or restored.
     let now = loaded_at;
@@ -411,12 +420,16 @@ fn join(
 /// published and every caller gets the error.
 async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), CoreError> {
     let mut batch = state.take_batch();
+    // Read before the ownership check: the chat rows' timestamp is then
+    // earlier than any moment another replica may take the session over.
+    let checked_at_us = wall_clock_us();
     let deposed = match (&context.ownership, state.owned()) {
         (Some(ownership), Some(owned)) if !ownership.holds(&owned) => true,
         (_, Some(owned)) => {
             if batch.write.seq_mark.is_some() {
                 batch.write.fence = Some(owned.owner_epoch);
             }
+            batch.write.written_at_us = Some(checked_at_us);
             false
         }
         _ => false,
@@ -441,19 +454,26 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
         }
         written
     };
-    if let (Ok(()), Some(ownership), Some(owned)) = (&written, &context.ownership, state.owned()) {
+    let written = match (written, &context.ownership, state.owned()) {
         // The lease was checked before the write; a write that outlived it
-        // may have landed after another replica took the session over.
-        // Counted and logged: the store does not fence such a batch yet.
-        if !ownership.holds(&owned) {
+        // may have landed after another replica took the session over, and
+        // that replica's void then hides its chat. In doubt, so not
+        // acknowledged: the callers retry, and their client_refs find the
+        // messages that did land.
+        (Ok(()), Some(ownership), Some(owned)) if !ownership.holds(&owned) => {
             crate::metrics::OWNERSHIP_LATE_WRITES.inc();
             tracing::warn!(
                 session = %state.key(),
                 "a batch's write finished after this replica's ownership lapsed; \
-                 another replica may own the session"
+                 its callers are told to retry"
             );
+            Err(CoreError::unavailable(format!(
+                "this core replica's ownership of {} lapsed during the write; retry",
+                state.key()
+            )))
         }
-    }
+        (written, _, _) => written,
+    };
     match written {
         Ok(()) => {
             context.tell_users(
@@ -560,6 +580,14 @@ async fn release(state: &SessionState, context: &ActorContext) {
             ownership.release(state.key(), &owned).await;
         }
     }
+}
+
+/// Now, in microseconds since the Unix epoch: the unit of CQL write
+/// timestamps (the store's own clock is not used: it may be a test clock).
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
 }
 
 impl Command {

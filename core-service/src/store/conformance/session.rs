@@ -139,6 +139,7 @@ pub async fn lease_conflict_leaves_batch_unapplied(store: &dyn Store, prefix: &s
             connections_removed: vec!["c1".to_owned()],
             reads: vec![read_position("bob", "0190-00000001", 1)],
             fence: None,
+            written_at_us: None,
         };
         let result = store.write_session(&key, rejected).await;
         ensure!(

@@ -5,6 +5,7 @@
 //! in-flight Paxos round is finished before it is seen).
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -13,6 +14,7 @@ use scylla::value::CqlTimestamp;
 
 use super::config::ScyllaConfig;
 use super::error::{corrupt, StoreFailure};
+use super::rows::bucket_of;
 use super::write::lwt_applied;
 use super::{Connected, ScyllaStore};
 use crate::store::{OwnershipStore, ReplicaLease, SessionKey, SessionOwner, StoreError};
@@ -358,5 +360,31 @@ impl OwnershipStore for ScyllaStore {
             )
             .await?;
         lwt_applied(&format!("owner of {key}"), result)
+    }
+
+    async fn void_chat(
+        &self,
+        key: &SessionKey,
+        after_seq: u64,
+        through_seq: u64,
+    ) -> Result<(), StoreError> {
+        if through_seq <= after_seq {
+            return Ok(());
+        }
+        let c = self.connected()?;
+        let (after, through) = (
+            bigint(after_seq, "seq")?,
+            bigint(through_seq, "seq mark")?,
+        );
+        // One range tombstone per bucket the seqs span.
+        let buckets = bucket_of(after_seq + 1)..=bucket_of(through_seq);
+        try_join_all(buckets.map(|bucket| {
+            c.session.execute_unpaged(
+                &c.statements.void_messages,
+                (&key.tenant, &key.session_id, bucket, after, through),
+            )
+        }))
+        .await?;
+        Ok(())
     }
 }

@@ -328,6 +328,23 @@ pub(crate) async fn seqs_by_client_refs<'r>(
     Ok(try_join_all(lookups).await?.into_iter().flatten().collect())
 }
 
+/// Whether a message is stored at `seq`.
+pub(crate) async fn message_at(
+    c: &Connected,
+    key: &SessionKey,
+    seq: i64,
+) -> Result<bool, StoreError> {
+    let bucket = u64::try_from(seq).map(bucket_of).unwrap_or(0);
+    let result = c
+        .session
+        .execute_unpaged(
+            &c.statements.select_message,
+            (&key.tenant, &key.session_id, bucket, seq),
+        )
+        .await?;
+    Ok(!decode_messages(key, result)?.is_empty())
+}
+
 pub(crate) async fn chat_by_client_refs(
     c: &Connected,
     key: &SessionKey,

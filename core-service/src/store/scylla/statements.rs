@@ -38,6 +38,9 @@ pub(crate) struct Statements {
     pub(crate) select_messages_before: PreparedStatement,
     pub(crate) select_messages_after: PreparedStatement,
     pub(crate) select_message: PreparedStatement,
+    /// A range tombstone over a bucket's seqs (a takeover voids the seqs an
+    /// earlier owner may still write late).
+    pub(crate) void_messages: PreparedStatement,
     pub(crate) select_presence: PreparedStatement,
     pub(crate) insert_presence: PreparedStatement,
     pub(crate) delete_presence: PreparedStatement,
@@ -216,6 +219,15 @@ impl Statements {
                 format!(
                     "SELECT {CHAT_COLUMNS} FROM {ks}.{} WHERE {session_key} AND bucket = ? \
                      AND seq = ?",
+                    t.chat_messages
+                ),
+                true,
+            )
+            .await?,
+            void_messages: prepare(
+                format!(
+                    "DELETE FROM {ks}.{} WHERE {session_key} AND bucket = ? \
+                     AND seq > ? AND seq <= ?",
                     t.chat_messages
                 ),
                 true,

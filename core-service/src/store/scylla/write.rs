@@ -5,9 +5,12 @@
 //! - The lease is an LWT (`IF NOT EXISTS` / `IF epoch = ?`). Not applied means
 //!   another writer moved the epoch: [`StoreError::Conflict`], and nothing of
 //!   the batch is written.
-//! - Chat messages already indexed under their client_ref are dropped (one
-//!   concurrent read per reference: the actor is the session's only writer,
-//!   so read-then-write does not race). Each message goes into a logged batch
+//! - Chat messages already stored under their client_ref are dropped (one
+//!   concurrent read per reference, and one of the message an index row
+//!   names: a deposed owner's late write leaves an index row whose message
+//!   the next owner voided). The actor is the session's only writer, so
+//!   read-then-write does not race; a deposed owner's write that lands late
+//!   is shadowed by the takeover's void (`written_at_us`). Each message goes into a logged batch
 //!   with its message-id and client_ref index rows and its bucket row, so
 //!   none can exist without the others; large batches are split by size,
 //!   never a message.
@@ -35,7 +38,7 @@ use tracing::Instrument;
 
 use super::error::corrupt;
 use super::positions::position_values;
-use super::read::seqs_by_client_refs;
+use super::read::{message_at, seqs_by_client_refs};
 use super::rows::{
     bucket_of, connection_by_user_values, connection_ttl_secs, connection_values, lease_columns,
     message_values, presence_values, seq_to_cql,
@@ -112,7 +115,7 @@ pub(crate) async fn write_session(
         ));
     }
     for chunk in chunk_by_size(&messages) {
-        writes.push(chat_batch(c, key, chunk)?);
+        writes.push(chat_batch(c, key, chunk, write.written_at_us)?);
     }
     if !write.presence.is_empty() || !write.presence_removed.is_empty() {
         let mut batch = Batch::new(BatchType::Unlogged);
@@ -346,11 +349,15 @@ async fn new_messages<'m>(
     if seen.is_empty() {
         return Ok(candidates.into_iter().map(|(m, _)| m).collect());
     }
-    let stored: HashSet<ChatRef> = seqs_by_client_refs(c, key, &seen)
-        .await?
-        .into_iter()
-        .map(|(reference, _)| reference.clone())
-        .collect();
+    // An index row whose message is not there was written late by a
+    // deposed owner and voided with its message: not stored.
+    let indexed = seqs_by_client_refs(c, key, &seen).await?;
+    let present = try_join_all(indexed.into_iter().map(|(reference, seq)| async move {
+        let found = message_at(c, key, seq).await?;
+        Ok::<_, StoreError>(found.then(|| reference.clone()))
+    }))
+    .await?;
+    let stored: HashSet<ChatRef> = present.into_iter().flatten().collect();
     Ok(candidates
         .into_iter()
         .filter(|(_, reference)| {
@@ -409,13 +416,16 @@ fn chunk_by_size<'m>(messages: &[&'m ChatMessage]) -> Vec<Vec<&'m ChatMessage>> 
 }
 
 /// One logged batch: the messages, their message-id and (sender,
-/// client_ref) index rows, their buckets.
+/// client_ref) index rows, their buckets; with several replicas, at the
+/// time the writer last saw its ownership valid (see `void_chat`).
 fn chat_batch<'a>(
     c: &'a Connected,
     key: &'a SessionKey,
     messages: Vec<&'a ChatMessage>,
+    written_at_us: Option<i64>,
 ) -> Result<Write<'a>, StoreError> {
     let mut batch = Batch::new(BatchType::Logged);
+    batch.set_timestamp(written_at_us);
     let mut values: Vec<BatchRow<'a>> = Vec::new();
     let mut buckets = BTreeSet::new();
     for message in messages {
