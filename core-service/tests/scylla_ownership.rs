@@ -188,7 +188,10 @@ async fn a_deposed_owners_late_chat_write_is_voided_by_the_takeover() {
         messages.iter().map(|message| message.seq).collect()
     };
     assert_eq!(seqs(store.chat_after(&key, 0, 100).await.unwrap()), vec![5]);
-    assert_eq!(seqs(store.chat_page(&key, None, 100).await.unwrap()), vec![5]);
+    assert_eq!(
+        seqs(store.chat_page(&key, None, 100).await.unwrap()),
+        vec![5]
+    );
     let r6 = meno_core::store::ChatRef::new("ann", "r6");
     assert!(
         store

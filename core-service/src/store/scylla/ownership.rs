@@ -372,10 +372,7 @@ impl OwnershipStore for ScyllaStore {
             return Ok(());
         }
         let c = self.connected()?;
-        let (after, through) = (
-            bigint(after_seq, "seq")?,
-            bigint(through_seq, "seq mark")?,
-        );
+        let (after, through) = (bigint(after_seq, "seq")?, bigint(through_seq, "seq mark")?);
         // One range tombstone per bucket the seqs span.
         let buckets = bucket_of(after_seq + 1)..=bucket_of(through_seq);
         try_join_all(buckets.map(|bucket| {
