@@ -241,9 +241,11 @@ pub async fn chat(
     go.wait().await;
     let started = Instant::now();
     let cpu_before = target.cpu_seconds();
+    let by_process_before = target.cpu_by_process();
     tokio::time::sleep(length).await;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = target.cpu_seconds() - cpu_before;
+    let cpu_by_process = target.cpu_by_process_since(&by_process_before);
     let count = acked.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut failures = 0;
@@ -264,6 +266,7 @@ pub async fn chat(
         "acked_per_s": count as f64 / seconds,
         "deliveries_per_s": count as f64 * per_room as f64 / seconds,
         "cpu_s": cpu,
+        "cpu_s_by_process": cpu_by_process,
         "failures": failures,
         "ack_latency_us": {
             "p50": histogram.value_at_quantile(0.5),

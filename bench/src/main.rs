@@ -127,6 +127,13 @@ struct RunArgs {
     /// Directory of the target binaries (default: beside meno-load).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Core replicas of the meno-scylla target (comma separated: one run
+    /// per count, e.g. 1,2,3).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    cores: Vec<usize>,
+    /// The CQL server of the meno-scylla target.
+    #[arg(long, env = "MENO_CQL_NODES", default_value = "127.0.0.1:9042")]
+    cql_nodes: String,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -205,6 +212,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         processes: args.processes,
         scratch: scratch.clone(),
         default_limits: args.scenario == ScenarioKind::Flood,
+        cores: 1,
+        cql_nodes: args.cql_nodes.clone(),
     };
     let runtime = current_thread()?;
     let mut results = Vec::new();
@@ -214,11 +223,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     ) {
         report::print_step_header();
     }
-    for &kind in &args.targets {
+    // meno-scylla runs once per core count.
+    let runs = args.targets.iter().flat_map(|&kind| {
+        let counts = if kind == TargetKind::MenoScylla {
+            args.cores.clone()
+        } else {
+            vec![1]
+        };
+        counts.into_iter().map(move |cores| (kind, cores))
+    });
+    for (kind, cores) in runs {
         if args.scenario == ScenarioKind::Flood && !kind.is_meno() {
             eprintln!("flood: skipping {} (meno targets only)", kind.name());
             continue;
         }
+        let launch = Launch {
+            cores,
+            ..launch.clone()
+        };
         let mut target = Target::start(kind, &launch)
             .with_context(|| format!("starting target {}", kind.name()))?;
         let path = match kind {
@@ -234,10 +256,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             _ => args.publish,
         };
-        let label = match (kind.is_meno(), path) {
-            (true, PublishPath::Grpc) => format!("{}/grpc", kind.name()),
-            (true, _) => format!("{}/ws", kind.name()),
+        let name = match kind {
+            TargetKind::MenoScylla => format!("{}-{cores}core", kind.name()),
             _ => kind.name().to_owned(),
+        };
+        let label = match (kind.is_meno(), path) {
+            (true, PublishPath::Grpc) => format!("{name}/grpc"),
+            (true, _) => format!("{name}/ws"),
+            _ => name,
         };
         eprintln!("== {label}: {:?}", args.scenario);
         let outcome = runtime.block_on(run_one(&args, &target, path));

@@ -135,6 +135,7 @@ pub async fn step(
     let errors_before = publisher.errors();
     let cpu_before = target.cpu_seconds();
     let split_before = target.cpu_split();
+    let by_process_before = target.cpu_by_process();
     let started_ns = load::now_ns();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
@@ -195,6 +196,7 @@ pub async fn step(
         "cpu_s": cpu,
         "cpu_user_s": split_after.0 - split_before.0,
         "cpu_system_s": split_after.1 - split_before.1,
+        "cpu_s_by_process": target.cpu_by_process_since(&by_process_before),
         "cpu_s_per_million": if delivered > 0 { cpu / delivered as f64 * 1e6 } else { f64::NAN },
         "latency_us": {
             "p50": histogram.value_at_quantile(0.50),
@@ -261,11 +263,7 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
     let stats = Stats::new(sweep.rooms * sweep.per_room);
     let rss_before = target.total_rss_kib();
     let cpu_before = target.cpu_seconds();
-    let per_process_before: Vec<f64> = target
-        .pids()
-        .into_iter()
-        .map(crate::target::cpu_seconds)
-        .collect();
+    let per_process_before = target.cpu_by_process();
     let started = Instant::now();
     let subscribers = connect_all(target, sweep, &stats, 0).await?;
     let joined_s = started.elapsed().as_secs_f64();
@@ -284,12 +282,7 @@ pub async fn join_storm(target: &Target, sweep: &Sweep) -> anyhow::Result<Value>
     let settled_s = started.elapsed().as_secs_f64() - 1.0;
     let cpu_s = cpu_last - cpu_before;
     // In process start order (split meno: the core, then the bridge).
-    let cpu_s_by_process: Vec<f64> = target
-        .pids()
-        .into_iter()
-        .zip(per_process_before)
-        .map(|(pid, before)| crate::target::cpu_seconds(pid) - before)
-        .collect();
+    let cpu_s_by_process = target.cpu_by_process_since(&per_process_before);
     let rss_after = target.total_rss_kib();
     let frames = subscribers
         .iter()

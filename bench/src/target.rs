@@ -28,6 +28,10 @@ pub enum TargetKind {
     MenoSplit,
     /// `meno-bridge --store embedded` (durable, group commit).
     MenoEmbedded,
+    /// `--cores N` replicas of `meno-core --store scylla --peers ...` on a
+    /// fresh keyspace of the CQL server at `--cql-nodes`, and bridges that
+    /// route each session to its owner (issue 17's scale-out).
+    MenoScylla,
     /// The real Centrifugo v6.9.1 (`scripts/install-centrifugo`): memory
     /// engine, a generated config checked with `centrifugo checkconfig --strict`.
     Centrifugo,
@@ -45,6 +49,7 @@ impl TargetKind {
             TargetKind::Meno => "meno",
             TargetKind::MenoSplit => "meno-split",
             TargetKind::MenoEmbedded => "meno-embedded",
+            TargetKind::MenoScylla => "meno-scylla",
             TargetKind::Centrifugo => "centrifugo",
             TargetKind::CentrifugeEngine => "centrifuge-engine",
             TargetKind::Baseline => "baseline",
@@ -60,7 +65,10 @@ impl TargetKind {
     pub fn is_meno(self) -> bool {
         matches!(
             self,
-            TargetKind::Meno | TargetKind::MenoSplit | TargetKind::MenoEmbedded
+            TargetKind::Meno
+                | TargetKind::MenoSplit
+                | TargetKind::MenoEmbedded
+                | TargetKind::MenoScylla
         )
     }
 }
@@ -82,6 +90,10 @@ pub struct Launch {
     /// only the per-IP limits (the connection cap, the connect rate) are
     /// lifted, since every load client shares one address.
     pub default_limits: bool,
+    /// Core replicas of `meno-scylla`.
+    pub cores: usize,
+    /// The CQL server of `meno-scylla` (host:port, comma separated).
+    pub cql_nodes: String,
 }
 
 /// The limit settings a meno bridge is started with.
@@ -367,6 +379,7 @@ impl Target {
                     target.spawn_edge(command, addr)?;
                 }
             }
+            TargetKind::MenoScylla => target.start_cluster(launch)?,
             TargetKind::Centrifugo => {
                 let program = centrifugo_binary(launch)?;
                 for process in 0..processes {
@@ -413,6 +426,77 @@ impl Target {
         Ok(target)
     }
 
+    /// `meno-scylla`: a fresh keyspace, `launch.cores` core replicas that
+    /// name each other as peers, and bridges that know every core. Every
+    /// process is pinned to the target CPU, so they share it: the run shows
+    /// how the sessions and their CPU spread over the replicas and what
+    /// ownership costs, not more CPU (this machine has two).
+    fn start_cluster(&mut self, launch: &Launch) -> anyhow::Result<()> {
+        let core_binary = binary(launch, "meno-core")?;
+        let keyspace = format!(
+            "meno_bench_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs()
+        );
+        let cql = [
+            "--scylla-nodes",
+            launch.cql_nodes.as_str(),
+            "--scylla-keyspace",
+            keyspace.as_str(),
+        ];
+        let migrated = Command::new(&core_binary)
+            .arg("migrate")
+            .args(cql)
+            .arg("--create-keyspace")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .status()
+            .context("running meno-core migrate")?;
+        if !migrated.success() {
+            bail!(
+                "meno-core migrate on {} failed: {migrated}",
+                launch.cql_nodes
+            );
+        }
+        let cores: Vec<SocketAddr> = (0..launch.cores.max(1)).map(|_| free_addr()).collect();
+        let urls: Vec<String> = cores.iter().map(|addr| format!("http://{addr}")).collect();
+        let peers = urls.join(",");
+        for (index, addr) in cores.iter().enumerate() {
+            let mut core = pinned(launch, &core_binary);
+            core.arg("--listen")
+                .arg(addr.to_string())
+                .arg("--store")
+                .arg("scylla")
+                .args(cql)
+                .arg("--peers")
+                .arg(&peers)
+                .arg("--replica-id")
+                .arg(format!("bench-core-{index}"))
+                .arg("--advertise-url")
+                .arg(&urls[index]);
+            self.children
+                .push(core.spawn().context("starting meno-core")?);
+        }
+        for addr in &cores {
+            wait_port(*addr)?;
+        }
+        self.grpc = cores.first().copied();
+        for _ in 0..launch.processes.max(1) {
+            let addr = free_addr();
+            let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
+            command.envs(limit_env(launch));
+            command
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--core")
+                .arg(&peers);
+            self.spawn_edge(command, addr)?;
+        }
+        Ok(())
+    }
+
     fn spawn_edge(&mut self, mut command: Command, addr: SocketAddr) -> anyhow::Result<()> {
         let child = command
             .spawn()
@@ -426,6 +510,21 @@ impl Target {
     /// Every process of the target.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(Child::id).collect()
+    }
+
+    /// CPU seconds of each process so far, in start order (split and
+    /// scylla meno: the cores, then the bridges).
+    pub fn cpu_by_process(&self) -> Vec<f64> {
+        self.pids().into_iter().map(cpu_seconds).collect()
+    }
+
+    /// CPU seconds of each process since `before` (from `cpu_by_process`).
+    pub fn cpu_by_process_since(&self, before: &[f64]) -> Vec<f64> {
+        self.cpu_by_process()
+            .into_iter()
+            .zip(before)
+            .map(|(now, before)| now - before)
+            .collect()
     }
 
     /// CPU seconds used so far by all its processes.
