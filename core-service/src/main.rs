@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use meno_core::clock::SystemClock;
-use meno_core::config::{CoreArgs, ScyllaArgs, StoreKind};
+use meno_core::config::{ConsistencyArg, CoreArgs, ScyllaArgs, StoreKind};
 use meno_core::ownership::{Ownership, OwnershipConfig, Peers};
 use meno_core::server::{open_store, Core, CoreOptions};
 use meno_core::store::scylla::{connect_session, migrate, schema};
@@ -219,6 +219,19 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
              the {:?} store lives in one process, and two replicas writing their own copies \
              would split every session",
             cli.core.store
+        );
+    }
+    if replicas.is_some()
+        && matches!(
+            cli.core.scylla.scylla_consistency,
+            ConsistencyArg::One | ConsistencyArg::LocalOne
+        )
+    {
+        anyhow::bail!(
+            "invalid setting --scylla-consistency {:?} with --peers/--peers-dns: a replica that \
+             takes a session over must read every acknowledged message (a quorum), or it would \
+             void acknowledged chat as unstored",
+            cli.core.scylla.scylla_consistency
         );
     }
     let store = open_store(&cli.core).await.context("opening the store")?;

@@ -38,15 +38,15 @@ use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::store::{OwnershipStore, ReplicaLease, SessionKey, SessionOwner};
 
-/// Longest time between two membership refreshes.
 /// How far below an owner's seq mark a takeover voids unstored chat seqs.
 /// The batch an owner may still have in flight holds seqs from its first
 /// unreserved one up: within one seq block (1,024 seqs) plus the batch's
-/// own events of the mark. 200,000 covers any
-/// batch a replica can form (at most `--max-batch` commands, each a few
-/// events, plus the expiry of every connection a process can hold).
+/// own events of the mark. 200,000 covers any batch a replica can form (at
+/// most `--max-batch` commands, each a few events, plus the expiry of every
+/// connection a process can hold).
 pub const VOID_SPAN: u64 = 200_000;
 
+/// Longest time between two membership refreshes.
 const REFRESH_MAX: Duration = Duration::from_secs(1);
 
 /// Where the other replicas are listed.
@@ -95,6 +95,11 @@ pub struct Owned {
     pub owner_epoch: u64,
     /// The highest seq any owner reserved under the row.
     pub seq_mark: u64,
+    /// An earlier owner (or an earlier actor of this replica) gave the
+    /// session up without releasing it, so a write of it may still be in
+    /// flight: the loader voids the seqs it did not store
+    /// ([`Ownership::void_unstored`]).
+    pub in_doubt: bool,
 }
 
 #[derive(Debug)]
@@ -206,10 +211,13 @@ impl Ownership {
             if let Some(row) = &row {
                 let mine = row.owner_id == me.replica_id && row.replica_epoch == epoch;
                 if mine && !row.released {
+                    // An earlier actor of this replica stopped without
+                    // releasing (a failed write): its write may land late.
                     return Ok(Owned {
                         replica_epoch: epoch,
                         owner_epoch: row.owner_epoch,
                         seq_mark: row.seq_mark,
+                        in_doubt: true,
                     });
                 }
                 if !row.released && row.owner_id != me.replica_id && self.alive(row).await? {
@@ -234,10 +242,22 @@ impl Ownership {
             if self.inner.store.take_session(key, expected, &taken).await? {
                 tracing::debug!(session = %key, owner_epoch = taken.owner_epoch, "session taken");
                 crate::metrics::SESSIONS_TAKEN.inc();
+                let in_doubt = row.as_ref().is_some_and(|row| !row.released);
+                let mut seq_mark = taken.seq_mark;
+                if in_doubt {
+                    // The old owner may have reserved a block between the
+                    // read above and the take (its fence checks only the
+                    // epoch, which the take just moved): read the mark
+                    // again, now that no later reservation of its applies.
+                    if let Some(now) = self.inner.store.session_owner(key).await? {
+                        seq_mark = seq_mark.max(now.seq_mark);
+                    }
+                }
                 return Ok(Owned {
                     replica_epoch: epoch,
                     owner_epoch: taken.owner_epoch,
-                    seq_mark: taken.seq_mark,
+                    seq_mark,
+                    in_doubt,
                 });
             }
         }
@@ -247,9 +267,16 @@ impl Ownership {
     }
 
     /// Voids the chat seqs in `(stored_up_to, seq_mark]` (see
-    /// [`OwnershipStore::void_chat`]), no further back than
-    /// [`VOID_SPAN`] below the mark: an owner's unfinished batch starts
-    /// within that span of the mark it reserved.
+    /// [`OwnershipStore::void_chat`]), no further back than [`VOID_SPAN`]
+    /// below the mark: an owner's unfinished batch starts within that span
+    /// of the mark it reserved.
+    ///
+    /// The void is dated one TTL ahead: a late write carries a time at
+    /// which its owner still saw its lease valid, so before that lease's
+    /// expiry on the owner's clock; the owner may have registered again
+    /// (a new epoch) right after, and clocks may differ, so "now" alone is
+    /// not enough. Nothing is ever written to these seqs again (new seqs go
+    /// above the mark), so a void dated ahead hides nothing else.
     pub async fn void_unstored(
         &self,
         key: &SessionKey,
@@ -257,7 +284,12 @@ impl Ownership {
         seq_mark: u64,
     ) -> Result<(), CoreError> {
         let after = stored_up_to.max(seq_mark.saturating_sub(VOID_SPAN));
-        self.inner.store.void_chat(key, after, seq_mark).await?;
+        let ttl_us = i64::try_from(self.inner.config.ttl.as_micros()).unwrap_or(i64::MAX);
+        let at_us = wall_clock_us().saturating_add(ttl_us);
+        self.inner
+            .store
+            .void_chat(key, after, seq_mark, at_us)
+            .await?;
         Ok(())
     }
 
@@ -502,6 +534,17 @@ fn local_validity(ttl: Duration) -> Duration {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Now, in microseconds since the Unix epoch: the unit of CQL write
+/// timestamps. Not the replica's `Clock` (a test may drive that one): write
+/// timestamps order writes of different processes.
+pub fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        })
 }
 
 #[cfg(test)]

@@ -335,15 +335,16 @@ pub trait OwnershipStore: Send + Sync + std::fmt::Debug + 'static {
     async fn release_session(&self, key: &SessionKey, owner_epoch: u64)
         -> Result<bool, StoreError>;
 
-    /// Voids the chat seqs in `(after_seq, through_seq]` as of now: a new
-    /// owner calls it once it has read the stored history, over the seqs an
-    /// earlier owner reserved but had not stored. A write of that owner
-    /// still in flight carries an older timestamp
-    /// ([`SessionWrite::written_at_us`]), so it never becomes visible.
+    /// Voids the chat seqs in `(after_seq, through_seq]` as of `at_us`
+    /// (a write timestamp): a new owner calls it once it has read the
+    /// stored history, over the seqs an earlier owner reserved but had not
+    /// stored. A write of that owner still in flight carries an older
+    /// timestamp ([`SessionWrite::written_at_us`]), so it never shows.
     async fn void_chat(
         &self,
         key: &SessionKey,
         after_seq: u64,
         through_seq: u64,
+        at_us: i64,
     ) -> Result<(), StoreError>;
 }

@@ -172,7 +172,7 @@ async fn a_deposed_owners_late_chat_write_is_voided_by_the_takeover() {
     store.write_session(&key, stored).await.unwrap();
     // ...the new owner read the history up to 5 and voids up to the mark,
     // a bucket boundary included...
-    store.void_chat(&key, 5, 10_024).await.unwrap();
+    store.void_chat(&key, 5, 10_024, now_us()).await.unwrap();
     // ...then the old owner's write of 6, 7 and 10,001 lands.
     let late = SessionWrite {
         messages: vec![

@@ -156,13 +156,18 @@ async fn load(key: &SessionKey, context: &ActorContext) -> Result<SessionState, 
         .await?;
     recent.reverse();
     if let (Some(ownership), Some(owned)) = (&context.ownership, &owned) {
-        // An earlier owner's write may still be in flight: void the seqs
-        // it reserved and did not store, so such a write never shows (its
-        // callers were not acknowledged, and retry here).
-        let stored_up_to = recent.last().map_or(0, |message| message.seq);
-        ownership
-            .void_unstored(key, stored_up_to, owned.seq_mark)
-            .await?;
+        if owned.in_doubt {
+            // An earlier owner's write may still be in flight: void the
+            // seqs it reserved and did not store, so such a write never
+            // shows (its callers were not acknowledged, and retry here).
+            // The newest stored message is read on its own: `recent` may
+            // be empty by configuration.
+            let newest = context.store.chat_page(key, None, 1).await?;
+            let stored_up_to = newest.first().map_or(0, |message| message.seq);
+            ownership
+                .void_unstored(key, stored_up_to, record.seq_mark)
+                .await?;
+        }
     }
     // The same instant as above: each stored connection is either told gone
     // or restored.
@@ -422,7 +427,7 @@ async fn commit(state: &mut SessionState, context: &ActorContext) -> Result<(), 
     let mut batch = state.take_batch();
     // Read before the ownership check: the chat rows' timestamp is then
     // earlier than any moment another replica may take the session over.
-    let checked_at_us = wall_clock_us();
+    let checked_at_us = crate::ownership::wall_clock_us();
     let deposed = match (&context.ownership, state.owned()) {
         (Some(ownership), Some(owned)) if !ownership.holds(&owned) => true,
         (_, Some(owned)) => {
@@ -580,16 +585,6 @@ async fn release(state: &SessionState, context: &ActorContext) {
             ownership.release(state.key(), &owned).await;
         }
     }
-}
-
-/// Now, in microseconds since the Unix epoch: the unit of CQL write
-/// timestamps (the store's own clock is not used: it may be a test clock).
-fn wall_clock_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-        })
 }
 
 impl Command {

@@ -367,6 +367,7 @@ impl OwnershipStore for ScyllaStore {
         key: &SessionKey,
         after_seq: u64,
         through_seq: u64,
+        at_us: i64,
     ) -> Result<(), StoreError> {
         if through_seq <= after_seq {
             return Ok(());
@@ -378,7 +379,7 @@ impl OwnershipStore for ScyllaStore {
         try_join_all(buckets.map(|bucket| {
             c.session.execute_unpaged(
                 &c.statements.void_messages,
-                (&key.tenant, &key.session_id, bucket, after, through),
+                (at_us, &key.tenant, &key.session_id, bucket, after, through),
             )
         }))
         .await?;

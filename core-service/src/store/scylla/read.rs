@@ -328,12 +328,12 @@ pub(crate) async fn seqs_by_client_refs<'r>(
     Ok(try_join_all(lookups).await?.into_iter().flatten().collect())
 }
 
-/// Whether a message is stored at `seq`.
+/// The message stored at `seq`, if any.
 pub(crate) async fn message_at(
     c: &Connected,
     key: &SessionKey,
     seq: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<ChatMessage>, StoreError> {
     let bucket = u64::try_from(seq).map(bucket_of).unwrap_or(0);
     let result = c
         .session
@@ -342,7 +342,7 @@ pub(crate) async fn message_at(
             (&key.tenant, &key.session_id, bucket, seq),
         )
         .await?;
-    Ok(!decode_messages(key, result)?.is_empty())
+    Ok(decode_messages(key, result)?.into_iter().next())
 }
 
 pub(crate) async fn chat_by_client_refs(

@@ -226,8 +226,8 @@ impl Statements {
             .await?,
             void_messages: prepare(
                 format!(
-                    "DELETE FROM {ks}.{} WHERE {session_key} AND bucket = ? \
-                     AND seq > ? AND seq <= ?",
+                    "DELETE FROM {ks}.{} USING TIMESTAMP ? WHERE {session_key} \
+                     AND bucket = ? AND seq > ? AND seq <= ?",
                     t.chat_messages
                 ),
                 true,

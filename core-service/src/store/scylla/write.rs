@@ -6,11 +6,14 @@
 //!   another writer moved the epoch: [`StoreError::Conflict`], and nothing of
 //!   the batch is written.
 //! - Chat messages already stored under their client_ref are dropped (one
-//!   concurrent read per reference, and one of the message an index row
-//!   names: a deposed owner's late write leaves an index row whose message
-//!   the next owner voided). The actor is the session's only writer, so
-//!   read-then-write does not race; a deposed owner's write that lands late
-//!   is shadowed by the takeover's void (`written_at_us`). Each message goes into a logged batch
+//!   concurrent read per reference; with several replicas also one of the
+//!   message an index row names, since a deposed owner's late write leaves
+//!   an index row whose message the next owner voided). The actor is the
+//!   session's only writer, so read-then-write does not race; a deposed
+//!   owner's write that lands late is shadowed by the takeover's void
+//!   (`written_at_us`).
+//! - Chat goes in logged batches of one bucket each, one after the other in
+//!   seq order: a batch still in flight after a failure is the newest. Each message goes into a logged batch
 //!   with its message-id and client_ref index rows and its bucket row, so
 //!   none can exist without the others; large batches are split by size,
 //!   never a message.
@@ -80,7 +83,7 @@ pub(crate) async fn write_session(
             ))
             .await?;
     }
-    let messages = new_messages(c, key, &write.messages)
+    let messages = new_messages(c, key, &write.messages, write.written_at_us.is_some())
         .instrument(tracing::info_span!(
             "cql.chat_dedupe",
             db.system = "cassandra",
@@ -114,8 +117,23 @@ pub(crate) async fn write_session(
             (step_index, key.tenant.as_str(), key.session_id.as_str()),
         ));
     }
-    for chunk in chunk_by_size(&messages) {
-        writes.push(chat_batch(c, key, chunk, write.written_at_us)?);
+    let chunks = chunk_by_size(&messages)
+        .into_iter()
+        .map(|chunk| chat_batch(c, key, chunk, write.written_at_us))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !chunks.is_empty() {
+        // One chunk after the other, in seq order, stopping at the first
+        // failure: a chunk that lands late is then always the newest, which
+        // a takeover's void covers (it voids above the newest stored seq).
+        writes.push(
+            async move {
+                for chunk in chunks {
+                    chunk.await?;
+                }
+                Ok(())
+            }
+            .boxed(),
+        );
     }
     if !write.presence.is_empty() || !write.presence_removed.is_empty() {
         let mut batch = Batch::new(BatchType::Unlogged);
@@ -335,6 +353,7 @@ async fn new_messages<'m>(
     c: &Connected,
     key: &SessionKey,
     messages: &'m [ChatMessage],
+    owned: bool,
 ) -> Result<Vec<&'m ChatMessage>, StoreError> {
     let mut seen = HashSet::new();
     let candidates: Vec<(&ChatMessage, Option<ChatRef>)> = messages
@@ -349,15 +368,25 @@ async fn new_messages<'m>(
     if seen.is_empty() {
         return Ok(candidates.into_iter().map(|(m, _)| m).collect());
     }
-    // An index row whose message is not there was written late by a
-    // deposed owner and voided with its message: not stored.
     let indexed = seqs_by_client_refs(c, key, &seen).await?;
-    let present = try_join_all(indexed.into_iter().map(|(reference, seq)| async move {
-        let found = message_at(c, key, seq).await?;
-        Ok::<_, StoreError>(found.then(|| reference.clone()))
-    }))
-    .await?;
-    let stored: HashSet<ChatRef> = present.into_iter().flatten().collect();
+    let stored: HashSet<ChatRef> = if owned {
+        // With several replicas, an index row whose message is not there
+        // was written late by a deposed owner and voided with its message:
+        // not stored.
+        let present = try_join_all(indexed.into_iter().map(|(reference, seq)| async move {
+            let found = message_at(c, key, seq).await?;
+            let same =
+                found.is_some_and(|message| ChatRef::of(&message).as_ref() == Some(reference));
+            Ok::<_, StoreError>(same.then(|| reference.clone()))
+        }))
+        .await?;
+        present.into_iter().flatten().collect()
+    } else {
+        indexed
+            .into_iter()
+            .map(|(reference, _)| reference.clone())
+            .collect()
+    };
     Ok(candidates
         .into_iter()
         .filter(|(_, reference)| {
@@ -396,13 +425,21 @@ async fn connection_users(
         .collect()
 }
 
+/// Chunks of at most [`CHAT_BATCH_BYTES`] (unless one message alone is
+/// larger), each within one bucket, so each chunk's messages are one
+/// partition, applied together.
 fn chunk_by_size<'m>(messages: &[&'m ChatMessage]) -> Vec<Vec<&'m ChatMessage>> {
     let mut chunks: Vec<Vec<&ChatMessage>> = Vec::new();
     let mut bytes = 0;
     for message in messages {
         let size = message.content.len() + message.meta_json.len() + 256;
         match chunks.last_mut() {
-            Some(chunk) if bytes + size <= CHAT_BATCH_BYTES => {
+            Some(chunk)
+                if bytes + size <= CHAT_BATCH_BYTES
+                    && chunk
+                        .last()
+                        .is_some_and(|last| bucket_of(last.seq) == bucket_of(message.seq)) =>
+            {
                 chunk.push(message);
                 bytes += size;
             }
