@@ -1,5 +1,6 @@
 //! Slow consumers: a socket that stops reading is closed with 4008, and the
-//! rest of its session keeps receiving every message.
+//! rest of its session keeps receiving every message; a frame larger than
+//! the queue's bound still reaches a socket that reads.
 
 use meno_bridge::config::BridgeConfig;
 use meno_tests::{in_both_modes, session_id, Client, Mode, Received, System};
@@ -72,4 +73,49 @@ async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everyt
     .await;
 }
 
-in_both_modes!(a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everything);
+
+/// A start frame larger than the socket's whole outbound queue (here a
+/// `chat.sync` of 20 messages of 8 KiB against a 64 KiB queue; in a join
+/// storm, the roster of a room of 6,000) is written whole: the bound is on
+/// what waits in the queue, not on one frame. Before, the socket's write
+/// buffer had the queue's size and such a socket was dropped without a
+/// close frame.
+async fn a_start_frame_larger_than_the_outbound_queue_is_delivered(mode: Mode) {
+    const LARGE: usize = 20;
+    let bridge = BridgeConfig {
+        outbound_queue_bytes: 64 * 1024,
+        ..meno_tests::test_bridge_config()
+    };
+    let system = System::start_with_bridge(mode, bridge).await;
+    let session = session_id("large-start");
+    let mut ann = system.join(&session, "ann", "teacher").await;
+    ann.expect_start().await;
+    let padding = "x".repeat(8 * 1024);
+    for n in 0..LARGE {
+        ann.chat(&format!("m{n}"), &padding).await;
+        ann.expect_where("chat.message", |f| {
+            f["data"]["messageId"] == format!("m{n}").as_str()
+        })
+        .await;
+    }
+    let mut bob = system.join(&session, "bob", "student").await;
+    let (sync, snapshot) = bob.expect_start().await;
+    let ids: Vec<&str> = sync["data"]["messages"]
+        .as_array()
+        .expect("chat.sync messages")
+        .iter()
+        .filter_map(|message| message["messageId"].as_str())
+        .collect();
+    let expected: Vec<String> = (0..LARGE).map(|n| format!("m{n}")).collect();
+    assert_eq!(ids, expected, "bob's chat.sync holds every message");
+    assert!(
+        sync.to_string().len() > 64 * 1024,
+        "the start frame is larger than the queue"
+    );
+    assert_eq!(snapshot["type"], "presence.snapshot");
+}
+
+in_both_modes!(
+    a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everything,
+    a_start_frame_larger_than_the_outbound_queue_is_delivered,
+);

@@ -418,11 +418,13 @@ impl Bridge {
         let upgrade = hyper::upgrade::on(&mut request);
         // Client frames are small (a chat.send is a few hundred bytes) and
         // every idle socket holds its read buffer: 1 KiB, where a larger frame
-        // takes a few more reads.
+        // takes a few more reads. The write buffer has no cap of its own (the
+        // default): the outbox bounds what waits for a socket, and a cap
+        // would refuse any one frame larger than it (a join's snapshot in a
+        // room of thousands), ending the socket without a close frame.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(1024)
             .write_buffer_size(16 * 1024)
-            .max_write_buffer_size(context.config.outbound_queue_bytes.max(64 * 1024))
             .max_message_size(Some(context.config.max_message_bytes))
             .max_frame_size(Some(context.config.max_message_bytes));
         self.tracker.spawn(async move {
