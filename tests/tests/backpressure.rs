@@ -73,7 +73,6 @@ async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everyt
     .await;
 }
 
-
 /// A start frame larger than the socket's whole outbound queue (here a
 /// `chat.sync` of 20 messages of 8 KiB against a 64 KiB queue; in a join
 /// storm, the roster of a room of 6,000) is written whole: the bound is on
