@@ -51,15 +51,6 @@ pub static SLOW_CONSUMER_CLOSES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
-/// Sockets whose queue dropped room frames before their start frames were
-/// written (a join storm), and that rejoined their rooms to replay them.
-pub static START_RESYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
-    registered(register_int_counter!(
-        "meno_bridge_start_resyncs_total",
-        "Sockets that rejoined their rooms because frames were dropped before their start was written"
-    ))
-});
-
 /// Latency of the core calls made for client actions, by action.
 pub static CORE_CALL_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     registered(register_histogram_vec!(

@@ -7,14 +7,6 @@
 //! The same queue carries the socket's signals (resync, drain, overflow), so
 //! the socket's task waits on one per-socket channel and polls nothing that
 //! other sockets share.
-//!
-//! Until the socket has written its start frames (its rooms' snapshots) the
-//! queue is *starting*: a room's frame past the bound is dropped instead of
-//! overflowing the queue, and the socket then rejoins its rooms from their
-//! snapshots ([`OutboxReceiver::started`]). Most of what piles up while a
-//! socket waits for its join answer is superseded by that answer: in a join
-//! storm into a large room, every newcomer's queue fills with the presence
-//! of the others joining before the socket could have read a byte.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -83,10 +75,6 @@ struct Shared {
     /// `is_cancelled` takes a mutex (once per socket per event on the fan-out).
     has_overflowed: AtomicBool,
     overflowed: CancellationToken,
-    /// The socket has not written its start frames yet.
-    starting: AtomicBool,
-    /// A room's frame was dropped while starting.
-    dropped_while_starting: AtomicBool,
     /// Live [`Outbox`] handles; at zero the receiver sees the end.
     senders: AtomicUsize,
 }
@@ -140,8 +128,6 @@ pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
         queued_bytes: AtomicUsize::new(0),
         has_overflowed: AtomicBool::new(false),
         overflowed: CancellationToken::new(),
-        starting: AtomicBool::new(true),
-        dropped_while_starting: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
     });
     (
@@ -183,11 +169,6 @@ impl Outbox {
         let before = shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
         if before + size > self.limit_bytes {
             shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-            if room != USER_CHANNEL && shared.starting.load(Ordering::Acquire) {
-                // The socket's rejoin from its snapshot replays it.
-                shared.dropped_while_starting.store(true, Ordering::Release);
-                return true;
-            }
             shared.has_overflowed.store(true, Ordering::Relaxed);
             shared.overflowed.cancel();
             shared.enqueue(Outbound::Overflowed);
@@ -246,26 +227,6 @@ impl OutboxReceiver {
         Some(count)
     }
 
-    /// Ends the start: from now on a frame past the bound overflows the
-    /// queue. Returns whether a room's frame was dropped while starting;
-    /// if so, [`Outbound::Resync`] is queued for each of `rooms`, so the
-    /// socket rejoins them from its snapshots and misses nothing.
-    pub fn started(&self, rooms: impl IntoIterator<Item = u32>) -> bool {
-        self.shared.starting.store(false, Ordering::Release);
-        // A push that saw `starting` before the store above may still drop
-        // its frame: its flag is read after the store.
-        let dropped = self
-            .shared
-            .dropped_while_starting
-            .swap(false, Ordering::AcqRel);
-        if dropped {
-            for room in rooms {
-                self.shared.enqueue(Outbound::Resync { room });
-            }
-        }
-        dropped
-    }
-
     /// Cancelled when the queue overflows: the socket is a slow consumer.
     /// (An [`Outbound::Overflowed`] is queued too; the signal is for a task
     /// stuck in a write.)
@@ -287,68 +248,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn while_starting_a_rooms_frame_past_the_bound_is_dropped_and_the_rooms_resync() {
-        let (outbox, mut receiver) = outbox(10);
-        assert!(outbox.push(0, 1, Utf8Bytes::from_static("12345")));
-        assert!(outbox.push(1, 1, Utf8Bytes::from_static("12345")));
-        assert!(
-            outbox.push(0, 2, Utf8Bytes::from_static("1")),
-            "dropped, not refused"
-        );
-        assert!(!receiver.overflow_signal().is_cancelled());
-        assert!(receiver.started([0, 1]));
-        let mut queued = Vec::new();
-        assert_eq!(receiver.recv_many(&mut queued, 10).await, 4);
-        assert!(matches!(
-            queued[0],
-            Outbound::Frame {
-                room: 0,
-                seq: 1,
-                ..
-            }
-        ));
-        assert!(matches!(
-            queued[1],
-            Outbound::Frame {
-                room: 1,
-                seq: 1,
-                ..
-            }
-        ));
-        assert!(matches!(queued[2], Outbound::Resync { room: 0 }));
-        assert!(matches!(queued[3], Outbound::Resync { room: 1 }));
-        // Started: the bound overflows the queue again.
-        assert!(outbox.push(0, 3, Utf8Bytes::from_static("1234567890")));
-        assert!(!outbox.push(0, 4, Utf8Bytes::from_static("1")));
-        assert!(receiver.overflow_signal().is_cancelled());
-    }
-
-    #[tokio::test]
-    async fn a_start_that_dropped_nothing_resyncs_nothing_and_user_frames_always_overflow() {
-        let (outbox, mut receiver) = outbox(10);
-        assert!(outbox.push(USER_CHANNEL, 0, Utf8Bytes::from_static("1234567890")));
-        assert!(!receiver.started([0]));
-        let (user_outbox, user_receiver) = super::outbox(5);
-        assert!(!user_outbox.push(USER_CHANNEL, 0, Utf8Bytes::from_static("123456")));
-        assert!(
-            user_receiver.overflow_signal().is_cancelled(),
-            "a directed frame is never dropped, even while starting"
-        );
-        let mut queued = Vec::new();
-        assert_eq!(receiver.recv_many(&mut queued, 10).await, 1);
-        assert!(matches!(
-            queued[0],
-            Outbound::Frame {
-                room: USER_CHANNEL,
-                ..
-            }
-        ));
-    }
-
-    #[tokio::test]
     async fn overflow_is_flagged_and_stops_queueing() {
         let (outbox, mut receiver) = outbox(10);
-        receiver.started([]);
         assert!(outbox.push(0, 1, Utf8Bytes::from_static("12345")));
         assert!(outbox.push(0, 2, Utf8Bytes::from_static("12345")));
         assert!(!outbox.push(0, 3, Utf8Bytes::from_static("1")));

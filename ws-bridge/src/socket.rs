@@ -231,14 +231,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     };
     let mut writer = Writer::new(outbound.overflow_signal(), config.idle_timeout);
     let exit = match writer.write(&mut ws, start).await {
-        Ok(()) => {
-            // Frames dropped while the start was being prepared and written
-            // are replayed by a rejoin from each room's snapshot.
-            if outbound.started(session.rooms.numbers()) {
-                crate::metrics::START_RESYNCS.inc();
-            }
-            session.serve(&mut ws, &mut outbound, &mut writer).await
-        }
+        Ok(()) => session.serve(&mut ws, &mut outbound, &mut writer).await,
         Err(_) => Exit::ended(Ended::Abnormal),
     };
     let left = session.rooms.take_all();

@@ -80,11 +80,6 @@ impl Rooms {
         self.rooms.first()
     }
 
-    /// The socket's numbers of its rooms.
-    pub(crate) fn numbers(&self) -> Vec<u32> {
-        self.rooms.iter().map(|room| room.number).collect()
-    }
-
     pub(crate) fn by_number_mut(&mut self, number: u32) -> Option<&mut Room> {
         self.rooms.iter_mut().find(|room| room.number == number)
     }
