@@ -367,17 +367,7 @@ impl Target {
                     .push(core.spawn().context("starting meno-core")?);
                 target.grpc = Some(grpc);
                 wait_port(grpc)?;
-                for _ in 0..processes {
-                    let addr = free_addr();
-                    let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
-                    command.envs(limit_env(launch));
-                    command
-                        .arg("--listen")
-                        .arg(addr.to_string())
-                        .arg("--core")
-                        .arg(format!("http://{grpc}"));
-                    target.spawn_edge(command, addr)?;
-                }
+                target.spawn_bridges(launch, &format!("http://{grpc}"))?;
             }
             TargetKind::MenoScylla => target.start_cluster(launch)?,
             TargetKind::Centrifugo => {
@@ -483,6 +473,12 @@ impl Target {
             wait_port(*addr)?;
         }
         self.grpc = cores.first().copied();
+        self.spawn_bridges(launch, &peers)
+    }
+
+    /// `launch.processes` bridges in split mode, each given `core` (one URL
+    /// or a comma-separated list of replicas).
+    fn spawn_bridges(&mut self, launch: &Launch, core: &str) -> anyhow::Result<()> {
         for _ in 0..launch.processes.max(1) {
             let addr = free_addr();
             let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
@@ -491,7 +487,7 @@ impl Target {
                 .arg("--listen")
                 .arg(addr.to_string())
                 .arg("--core")
-                .arg(&peers);
+                .arg(core);
             self.spawn_edge(command, addr)?;
         }
         Ok(())

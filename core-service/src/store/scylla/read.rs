@@ -355,16 +355,6 @@ pub(crate) async fn chat_by_client_refs(
         .into_iter()
         .map(|(_, seq)| seq)
         .collect();
-    let fetches = seqs.into_iter().map(|seq| async move {
-        let bucket = u64::try_from(seq).map(bucket_of).unwrap_or(0);
-        let result = c
-            .session
-            .execute_unpaged(
-                &c.statements.select_message,
-                (&key.tenant, &key.session_id, bucket, seq),
-            )
-            .await?;
-        decode_messages(key, result)
-    });
+    let fetches = seqs.into_iter().map(|seq| message_at(c, key, seq));
     Ok(try_join_all(fetches).await?.into_iter().flatten().collect())
 }
