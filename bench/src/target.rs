@@ -26,8 +26,13 @@ pub enum TargetKind {
     Meno,
     /// `meno-core --store memory` + `meno-bridge --core`.
     MenoSplit,
-    /// `meno-bridge --store embedded` (durable, group commit).
+    /// `meno-bridge --store embedded` (durable, group commit) on its default
+    /// engine for a new data directory.
     MenoEmbedded,
+    /// `meno-bridge --store embedded --embedded-engine redb`.
+    MenoRedb,
+    /// `meno-bridge --store embedded --embedded-engine fjall`.
+    MenoFjall,
     /// `--cores N` replicas of `meno-core --store scylla --peers ...` on a
     /// fresh keyspace of the CQL server at `--cql-nodes`, and bridges that
     /// route each session to its owner (issue 17's scale-out).
@@ -49,6 +54,8 @@ impl TargetKind {
             TargetKind::Meno => "meno",
             TargetKind::MenoSplit => "meno-split",
             TargetKind::MenoEmbedded => "meno-embedded",
+            TargetKind::MenoRedb => "meno-redb",
+            TargetKind::MenoFjall => "meno-fjall",
             TargetKind::MenoScylla => "meno-scylla",
             TargetKind::Centrifugo => "centrifugo",
             TargetKind::CentrifugeEngine => "centrifuge-engine",
@@ -68,6 +75,8 @@ impl TargetKind {
             TargetKind::Meno
                 | TargetKind::MenoSplit
                 | TargetKind::MenoEmbedded
+                | TargetKind::MenoRedb
+                | TargetKind::MenoFjall
                 | TargetKind::MenoScylla
         )
     }
@@ -335,7 +344,10 @@ impl Target {
         };
         let processes = launch.processes.max(1);
         match kind {
-            TargetKind::Meno | TargetKind::MenoEmbedded => {
+            TargetKind::Meno
+            | TargetKind::MenoEmbedded
+            | TargetKind::MenoRedb
+            | TargetKind::MenoFjall => {
                 for i in 0..processes {
                     let addr = free_addr();
                     let mut command = pinned(launch, &binary(launch, "meno-bridge")?);
@@ -351,6 +363,11 @@ impl Target {
                             .arg("embedded")
                             .arg("--data-dir")
                             .arg(dir);
+                        match kind {
+                            TargetKind::MenoRedb => command.args(["--embedded-engine", "redb"]),
+                            TargetKind::MenoFjall => command.args(["--embedded-engine", "fjall"]),
+                            _ => &mut command,
+                        };
                     }
                     target.spawn_edge(command, addr)?;
                 }

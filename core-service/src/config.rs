@@ -19,6 +19,18 @@ pub enum StoreKind {
     Scylla,
 }
 
+/// Which engine the embedded store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbeddedEngine {
+    /// fjall when the data directory has no redb file (`meno.redb`), else
+    /// redb: an existing store keeps its engine (the default).
+    Auto,
+    /// fjall, log-structured (`fjall/` in the data directory).
+    Fjall,
+    /// redb, a copy-on-write B-tree (`meno.redb` in the data directory).
+    Redb,
+}
+
 /// How long a call keeps its users busy (seed 004's `user:call:*` TTL).
 pub const DEFAULT_CALL_BUSY_TTL: Duration = Duration::from_secs(300);
 
@@ -113,6 +125,10 @@ pub struct CoreArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "MENO_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Engine of the embedded store: `auto` keeps the engine a data
+    /// directory already has and starts new ones on fjall.
+    #[arg(long, env = "MENO_EMBEDDED_ENGINE", value_enum, default_value = "auto")]
+    pub embedded_engine: EmbeddedEngine,
     /// A connection not refreshed for this long is gone (e.g. "60s").
     #[arg(long, env = "MENO_PRESENCE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub presence_ttl: Duration,

@@ -34,6 +34,22 @@ pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     ))
 });
 
+/// Group commits of the embedded store (one `fsync` each), by engine.
+pub static STORE_GROUP_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_store_group_commits_total",
+        "Durable group commits of the embedded store (one fsync each)"
+    ))
+});
+
+/// Write requests the embedded store's group commits served.
+pub static STORE_GROUP_COMMIT_REQUESTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "meno_core_store_group_commit_requests_total",
+        "Write requests served by the embedded store's group commits"
+    ))
+});
+
 /// Store calls that failed.
 pub static STORE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(

@@ -19,11 +19,13 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::clock::Clock;
-use crate::config::{CoreArgs, SessionConfig, StoreKind};
+use crate::config::{CoreArgs, EmbeddedEngine, SessionConfig, StoreKind};
 use crate::grpc::CoreApi;
 use crate::grpc_auth::RequireBearer;
 use crate::registry::SessionRegistry;
-use crate::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store, StoreError, TracedStore};
+use crate::store::{
+    EmbeddedStore, FjallStore, MemoryStore, ScyllaStore, Store, StoreError, TracedStore,
+};
 use crate::user::UserRegistry;
 
 /// How often the readiness watcher asks the store whether it can serve.
@@ -36,11 +38,10 @@ const STORE_READINESS_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
     let (store, backend): (Arc<dyn Store>, _) = match args.store {
         StoreKind::Embedded => {
-            let dir = args.data_dir.clone();
-            let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+            let (dir, engine) = (args.data_dir.clone(), args.embedded_engine);
+            tokio::task::spawn_blocking(move || open_embedded(&dir, engine))
                 .await
-                .map_err(|err| StoreError::Backend(format!("opening the store: {err}")))?;
-            (Arc::new(opened?), "redb")
+                .map_err(|err| StoreError::Backend(format!("opening the store: {err}")))??
         }
         StoreKind::Memory => (Arc::new(MemoryStore::new()), "memory"),
         StoreKind::Scylla => {
@@ -52,6 +53,43 @@ pub async fn open_store(args: &CoreArgs) -> Result<Arc<dyn Store>, StoreError> {
         }
     };
     Ok(Arc::new(TracedStore::new(store, backend)))
+}
+
+/// Opens the embedded store in `dir` on `engine`; `auto` keeps the engine
+/// the directory already has (a redb file) and starts a new one on fjall. A
+/// directory that holds the other engine's store is refused, never ignored:
+/// opening the wrong one would start an empty history beside the real one.
+fn open_embedded(
+    dir: &std::path::Path,
+    engine: EmbeddedEngine,
+) -> Result<(Arc<dyn Store>, &'static str), StoreError> {
+    let has_redb = dir.join(crate::store::embedded::DB_FILE_NAME).exists();
+    let has_fjall = dir.join(crate::store::fjall_store::DIR_NAME).exists();
+    let refuse = |wanted: &str, found: &str| {
+        StoreError::Backend(format!(
+            "--embedded-engine {wanted}: {} holds a {found} store; run with \
+             --embedded-engine {found} (or auto) to keep using it",
+            dir.display()
+        ))
+    };
+    let use_redb = match engine {
+        EmbeddedEngine::Auto if has_redb && has_fjall => {
+            return Err(StoreError::Backend(format!(
+                "{} holds both a redb and a fjall store: choose one with --embedded-engine",
+                dir.display()
+            )))
+        }
+        EmbeddedEngine::Auto => has_redb,
+        EmbeddedEngine::Redb if has_fjall && !has_redb => return Err(refuse("redb", "fjall")),
+        EmbeddedEngine::Redb => true,
+        EmbeddedEngine::Fjall if has_redb && !has_fjall => return Err(refuse("fjall", "redb")),
+        EmbeddedEngine::Fjall => false,
+    };
+    Ok(if use_redb {
+        (Arc::new(EmbeddedStore::open(dir)?), "redb")
+    } else {
+        (Arc::new(FjallStore::open(dir)?), "fjall")
+    })
 }
 
 /// A running core: its sessions and the switch that drains them.
@@ -363,4 +401,42 @@ async fn watch_store_readiness(
         }
     }
     set_health(&health, false).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_of(dir: &std::path::Path, engine: EmbeddedEngine) -> Result<&'static str, String> {
+        open_embedded(dir, engine)
+            .map(|(_, name)| name)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn a_new_directory_starts_on_fjall_and_keeps_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        assert_eq!(engine_of(dir.path(), EmbeddedEngine::Auto), Ok("fjall"));
+        assert_eq!(engine_of(dir.path(), EmbeddedEngine::Auto), Ok("fjall"));
+        let refused = engine_of(dir.path(), EmbeddedEngine::Redb).unwrap_err();
+        assert!(refused.contains("holds a fjall store"), "{refused}");
+    }
+
+    #[test]
+    fn a_redb_directory_keeps_redb_and_refuses_fjall() {
+        let dir = tempfile::TempDir::new().unwrap();
+        assert_eq!(engine_of(dir.path(), EmbeddedEngine::Redb), Ok("redb"));
+        assert_eq!(engine_of(dir.path(), EmbeddedEngine::Auto), Ok("redb"));
+        let refused = engine_of(dir.path(), EmbeddedEngine::Fjall).unwrap_err();
+        assert!(refused.contains("holds a redb store"), "{refused}");
+    }
+
+    #[test]
+    fn a_directory_with_both_engines_must_be_told_which() {
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::write(dir.path().join(crate::store::embedded::DB_FILE_NAME), b"").unwrap();
+        std::fs::create_dir(dir.path().join(crate::store::fjall_store::DIR_NAME)).unwrap();
+        let refused = engine_of(dir.path(), EmbeddedEngine::Auto).unwrap_err();
+        assert!(refused.contains("choose one"), "{refused}");
+    }
 }

@@ -14,13 +14,20 @@ use meno_proto::{
 /// The suite every store must pass (tests only: feature `testing`).
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(test)]
+#[macro_use]
+mod engine_tests;
 pub mod embedded;
+pub mod fjall_store;
+mod group_commit;
 pub mod memory;
+mod rows;
 pub mod scylla;
 pub mod traced;
 
 pub use self::scylla::ScyllaStore;
 pub use embedded::EmbeddedStore;
+pub use fjall_store::FjallStore;
 pub use memory::MemoryStore;
 pub use traced::TracedStore;
 

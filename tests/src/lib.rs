@@ -16,7 +16,7 @@ use meno_bridge::server::Bridge;
 use meno_core::clock::{Clock, ManualClock};
 use meno_core::config::SessionConfig;
 use meno_core::server::Core;
-use meno_core::store::{EmbeddedStore, MemoryStore, ScyllaStore, Store};
+use meno_core::store::{FjallStore, MemoryStore, ScyllaStore, Store};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -107,10 +107,11 @@ impl System {
         Self::start_with(mode, test_store().await, test_session_config(), None).await
     }
 
-    /// A system on the embedded store in a fresh directory.
+    /// A system on the embedded store (its default engine, fjall) in a fresh
+    /// directory.
     pub async fn start_embedded(mode: Mode) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open embedded store"));
+        let store = Arc::new(FjallStore::open(dir.path()).expect("open embedded store"));
         Self::start_with(mode, store, test_session_config(), Some(dir)).await
     }
 

@@ -38,7 +38,7 @@ fn chat_send_trace(spans: &[ReceivedSpan]) -> Option<ChatTrace> {
     let request = child(&action, "meno.realtime.v1.ChatService/Send")?;
     let batch = child(&request, "session.batch")?;
     let write = child(&batch, "store.write_session")?;
-    let commit = child(&write, "redb.group_commit")?;
+    let commit = child(&write, "fjall.group_commit")?;
     Some(ChatTrace {
         action,
         request,
@@ -103,7 +103,7 @@ async fn a_chat_send_is_one_trace_from_the_websocket_to_the_store() {
         assert_eq!(span.service, "meno-core", "{span:?}");
         assert_eq!(span.trace_id, trace.action.trace_id, "{span:?}");
     }
-    assert_eq!(trace.write.attribute("db.system"), Some("redb"));
+    assert_eq!(trace.write.attribute("db.system"), Some("fjall"));
     assert_eq!(trace.write.attribute("messages"), Some("1"));
 }
 

@@ -34,8 +34,10 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use meno_proto::{ChatMessage, RegisteredConnection};
 use redb::{Database, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::group_commit;
+use super::rows;
 use super::{
     ChatRef, MessageLocation, RegistryLookup, SessionKey, SessionRecord, SessionWrite, Store,
     StoreError,
@@ -43,17 +45,12 @@ use super::{
 
 mod reads;
 mod registry;
-mod rows;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 /// The database file inside the data directory.
 pub const DB_FILE_NAME: &str = "meno.redb";
-
-/// How many write requests may wait for the writer before callers wait to
-/// enqueue; bounds memory when the disk falls behind.
-const QUEUE_CAPACITY: usize = 4096;
 
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const CHAT: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chat");
@@ -72,7 +69,7 @@ const MESSAGE_IDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("
 pub struct EmbeddedStore {
     db: Arc<Database>,
     /// `None` once dropping: closing the channel is what stops the writer.
-    requests: Option<mpsc::Sender<writer::WriteRequest>>,
+    requests: Option<mpsc::Sender<group_commit::WriteRequest>>,
     writer: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
 }
@@ -92,7 +89,7 @@ impl EmbeddedStore {
         create_tables(&db)?;
         let db = Arc::new(db);
         let commits = Arc::new(AtomicU64::new(0));
-        let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (requests, queue) = mpsc::channel(group_commit::QUEUE_CAPACITY);
         let writer = std::thread::Builder::new()
             .name("meno-store-writer".to_owned())
             .spawn({
@@ -246,19 +243,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn write_session(&self, key: &SessionKey, write: SessionWrite) -> Result<(), StoreError> {
-        if write.is_empty() {
-            return Ok(());
-        }
-        let requests = self.requests.as_ref().ok_or_else(writer_gone)?;
-        let (reply, replied) = oneshot::channel();
-        let request = writer::WriteRequest {
-            key: key.clone(),
-            write,
-            reply,
-            span: tracing::Span::current(),
-        };
-        requests.send(request).await.map_err(|_| writer_gone())?;
-        replied.await.map_err(|_| writer_gone())?
+        group_commit::submit(self.requests.as_ref(), key, write).await
     }
 
     async fn chat_page(
@@ -343,13 +328,9 @@ impl Store for EmbeddedStore {
     async fn check_ready(&self) -> Result<(), StoreError> {
         match &self.requests {
             Some(requests) if !requests.is_closed() => Ok(()),
-            _ => Err(writer_gone()),
+            _ => Err(group_commit::writer_gone()),
         }
     }
-}
-
-fn writer_gone() -> StoreError {
-    StoreError::Unavailable("embedded store writer has stopped".to_owned())
 }
 
 impl From<redb::Error> for StoreError {

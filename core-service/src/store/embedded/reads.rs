@@ -8,8 +8,9 @@ use std::ops::Bound;
 use meno_proto::{ChatMessage, PresenceState, ReadPosition};
 use redb::{Database, ReadableDatabase};
 
-use super::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
 use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, MESSAGE_IDS, PRESENCE, READS, SESSIONS};
+pub(super) use crate::store::rows::decode_message;
+use crate::store::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
 use crate::store::{
     ChatRef, MessageLocation, SessionKey, SessionRecord, StoreError, StoredConnection,
 };
@@ -177,12 +178,4 @@ pub(super) fn chat_by_client_refs(
         }
     }
     Ok(found)
-}
-
-pub(super) fn decode_message(
-    key: &SessionKey,
-    seq: u64,
-    bytes: &[u8],
-) -> Result<ChatMessage, StoreError> {
-    decode(bytes, || format!("chat row {key}#{seq}"))
 }

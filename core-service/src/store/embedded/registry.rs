@@ -12,7 +12,7 @@ use meno_proto::RegisteredConnection;
 use prost::Message as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::rows::decode;
+use crate::store::rows::decode_registered;
 use crate::store::{RegistryLookup, StoreError};
 
 pub(super) const REGISTRY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("registry");
@@ -27,14 +27,6 @@ pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreErr
     txn.open_table(REGISTRY_BY_SESSION)?;
     txn.open_table(REGISTRY_BY_USER)?;
     Ok(())
-}
-
-fn decode_row(
-    tenant: &str,
-    connection_id: &str,
-    bytes: &[u8],
-) -> Result<RegisteredConnection, StoreError> {
-    decode(bytes, || format!("registry row {tenant}/{connection_id}"))
 }
 
 /// Writes `rows` whole (or, with `delete`, removes them) with their lookup
@@ -53,7 +45,7 @@ pub(super) fn write(
         for row in rows {
             let (tenant, connection_id) = (row.tenant.as_str(), row.connection_id.as_str());
             let previous = match registry.get((tenant, connection_id))? {
-                Some(bytes) => Some(decode_row(tenant, connection_id, bytes.value())?),
+                Some(bytes) => Some(decode_registered(tenant, connection_id, bytes.value())?),
                 None => None,
             };
             if let Some(previous) = previous {
@@ -86,7 +78,7 @@ pub(super) fn get(
     let mut found = Vec::new();
     for connection_id in connection_ids {
         if let Some(bytes) = registry.get((tenant, connection_id.as_str()))? {
-            found.push(decode_row(tenant, connection_id, bytes.value())?);
+            found.push(decode_registered(tenant, connection_id, bytes.value())?);
         }
     }
     Ok(found)
@@ -112,7 +104,7 @@ pub(super) fn get_by(
             break;
         }
         if let Some(bytes) = registry.get((tenant, connection_id))? {
-            found.push(decode_row(tenant, connection_id, bytes.value())?);
+            found.push(decode_registered(tenant, connection_id, bytes.value())?);
         }
     }
     Ok(found)

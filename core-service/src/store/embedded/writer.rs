@@ -1,91 +1,35 @@
-//! The writer thread: group commit for the embedded store.
-//!
-//! It takes every request queued (up to [`MAX_BATCH`]), applies them in order
-//! in one redb write transaction, commits it durably (one fsync for all), and
-//! only then replies. A request whose condition fails (lease epoch) or whose
-//! stored row cannot be decoded is rejected alone, before any of its writes are
-//! made, so it never takes the rest of the batch down with it. A failure of the
-//! database itself fails the whole batch: nothing of it was committed.
+//! The redb writer thread ([`group_commit`]): it applies a batch in order in
+//! one redb write transaction and commits it durably (one fsync for all). A
+//! request whose condition fails (lease epoch) or whose stored row cannot be
+//! decoded is rejected alone, before any of its writes are made, so it never
+//! takes the rest of the batch down with it. A failure of the database itself
+//! fails the whole batch: nothing of it was committed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use meno_proto::ChatMessage;
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
 use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, MESSAGE_IDS, PRESENCE, READS, SESSIONS};
+use crate::store::group_commit::{self, SpanName, WriteRequest};
+use crate::store::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
 use crate::store::{SessionKey, SessionWrite, StoreError};
-
-/// At most this many requests share one transaction, so one commit stays
-/// bounded in size and the first caller in a burst is not starved.
-const MAX_BATCH: usize = 1024;
-
-/// One `write_session` call waiting for the writer.
-#[derive(Debug)]
-pub(super) struct WriteRequest {
-    pub(super) key: SessionKey,
-    pub(super) write: SessionWrite,
-    pub(super) reply: oneshot::Sender<Result<(), StoreError>>,
-    /// The caller's span: the commit that serves it joins its trace.
-    pub(super) span: tracing::Span,
-}
 
 /// Serves requests until every sender is gone, then returns; what was queued
 /// before the channel closed is still committed.
-pub(super) fn run(db: &Database, mut queue: mpsc::Receiver<WriteRequest>, commits: &AtomicU64) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
-        commit_batch(db, &mut batch, commits);
-    }
-}
-
-fn commit_batch(db: &Database, batch: &mut Vec<WriteRequest>, commits: &AtomicU64) {
-    let span = commit_span(batch);
-    let _entered = span.enter();
-    match apply_batch(db, batch) {
-        Ok(BatchOutcome {
+pub(super) fn run(db: &Database, queue: mpsc::Receiver<WriteRequest>, commits: &AtomicU64) {
+    group_commit::run(queue, SpanName::Redb, |batch| {
+        let BatchOutcome {
             outcomes,
             committed,
-        }) => {
-            if committed {
-                commits.fetch_add(1, Ordering::Relaxed);
-            }
-            for (request, outcome) in batch.drain(..).zip(outcomes) {
-                // A caller that stopped waiting is no reason to fail the others.
-                let _ = request.reply.send(outcome);
-            }
+        } = apply_batch(db, batch)?;
+        if committed {
+            commits.fetch_add(1, Ordering::Relaxed);
         }
-        Err(err) => {
-            tracing::error!(error = %err, requests = batch.len(), "store batch failed");
-            for request in batch.drain(..) {
-                let _ = request.reply.send(Err(same_error(&err)));
-            }
-        }
-    }
-}
-
-/// One transaction serves many callers, often of several traces: its span is
-/// a child of the first caller's and linked to the others'.
-fn commit_span(batch: &[WriteRequest]) -> tracing::Span {
-    let mut traced = batch.iter().filter_map(|request| request.span.id());
-    let span = tracing::info_span!(
-        parent: traced.next(),
-        "redb.group_commit",
-        requests = batch.len(),
-    );
-    for other in traced {
-        span.follows_from(other);
-    }
-    span
+        Ok(outcomes)
+    });
 }
 
 struct BatchOutcome {
@@ -158,8 +102,7 @@ impl<'txn> Tables<'txn> {
         let (tenant, session_id) = (key.tenant.as_str(), key.session_id.as_str());
 
         // Checks: reads only.
-        let touches_session_row =
-            write.seq_mark.is_some() || write.step_index.is_some() || write.lease.is_some();
+        let touches_session_row = SessionRow::is_touched_by(write);
         // No row and a row without a lease both read as "no lease" (`None`).
         let mut session = SessionRow::default();
         if touches_session_row {
@@ -170,27 +113,13 @@ impl<'txn> Tables<'txn> {
                 }
             }
         }
-        if let Some(lease) = &write.lease {
-            let stored_epoch = session.lease.as_ref().map(|stored| stored.epoch);
-            if stored_epoch != lease.expected_epoch {
-                return Ok(Err(StoreError::Conflict(format!(
-                    "lease of {key}: expected epoch {:?}, stored {stored_epoch:?}",
-                    lease.expected_epoch
-                ))));
-            }
+        if let Err(conflict) = session.check_lease(key, write) {
+            return Ok(Err(conflict));
         }
 
         // Writes: from here on only a database failure can stop us.
         if touches_session_row {
-            if let Some(seq_mark) = write.seq_mark {
-                session.seq_mark = session.seq_mark.max(seq_mark);
-            }
-            if let Some(step_index) = write.step_index {
-                session.step_index = step_index;
-            }
-            if let Some(lease) = &write.lease {
-                session.lease = Some(lease.state.clone());
-            }
+            session.apply(write);
             self.sessions
                 .insert((tenant, session_id), session.encode_to_vec().as_slice())?;
         }
@@ -260,16 +189,5 @@ impl<'txn> Tables<'txn> {
         self.chat
             .insert(row_key, message.encode_to_vec().as_slice())?;
         Ok(())
-    }
-}
-
-/// The same error again, for every caller of a failed batch.
-fn same_error(err: &StoreError) -> StoreError {
-    match err {
-        StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
-        StoreError::Conflict(detail) => StoreError::Conflict(detail.clone()),
-        StoreError::Deposed(detail) => StoreError::Deposed(detail.clone()),
-        StoreError::Corrupt(detail) => StoreError::Corrupt(detail.clone()),
-        StoreError::Backend(detail) => StoreError::Backend(detail.clone()),
     }
 }
