@@ -2,6 +2,12 @@
 //! target (meno, Centrifugo's engine, a bare baseline) pinned to one CPU,
 //! from the other CPU, and measures the target from /proc. See BENCHMARKS.md.
 
+/// With the feature `mimalloc`, the load tool and the baseline server it runs
+/// use the allocator the meno binaries use.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
