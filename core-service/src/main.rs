@@ -3,8 +3,8 @@
 
 /// mimalloc, not the system allocator: measured side by side it cut the CPU
 /// per delivery by 11-16 % in the fan-out and rooms benchmarks and raised
-/// closed-loop chat by 19 % (memory store) to 42 % (embedded store), where
-/// glibc's malloc spent its time consolidating chunks (BENCHMARKS.md).
+/// closed-loop chat by 14 % (memory store) to 35 % (fjall), where glibc's
+/// malloc spent its time consolidating chunks (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
