@@ -90,6 +90,58 @@ async fn core_kill_9_on_the_embedded_store() {
     kill_9_the_core("core-kill-9-embedded", &embedded_core_args(data.path())).await;
 }
 
+/// The embedded store's group commit under load: 20 sessions of 4 senders
+/// each (80 sockets, each as fast as the bridge's per-connection rate allows)
+/// while the core gets `kill -9` mid-flight, with several batches queued for
+/// the writer. Every acknowledged message of every session must be stored,
+/// once, in the order the clients saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_kill_9_on_the_embedded_store_under_load() {
+    const SESSIONS: usize = 20;
+    let scenario = "core-kill-9-embedded-load";
+    let data = tempfile::tempdir().unwrap();
+    let core_args = embedded_core_args(data.path());
+    let core_addr = free_addr();
+    let core = Process::core(core_addr, &core_args).await;
+    let bridge_addr = free_addr();
+    // Every session's senders are named alike (sender0..3): 20 connections
+    // per participant name, past the default cap of 10.
+    let unlimited = ["--max-connections-per-participant", "100"];
+    let _bridge = Process::bridge(bridge_addr, core_addr, &unlimited).await;
+    let mut fleets = Vec::with_capacity(SESSIONS);
+    for n in 0..SESSIONS {
+        let session = session_id(&format!("{scenario}-{n}"));
+        history_over_grpc(core_addr, &session).await;
+        let config = FleetConfig {
+            listeners: 0,
+            // The bridge's per-connection rate: 20 messages/s.
+            interval: Duration::from_millis(50),
+            ..FleetConfig::steady(&session)
+        };
+        fleets.push(Fleet::start(config, &[bridge_addr]).await);
+    }
+    for fleet in &fleets {
+        fleet.wait_acks(BEFORE).await;
+    }
+
+    for fleet in &fleets {
+        fleet.mark_fault();
+    }
+    core.kill();
+    let _core = Process::core(core_addr, &core_args).await;
+    for fleet in &fleets {
+        fleet.wait_acks_after_fault(AFTER).await;
+    }
+
+    let mut acknowledged = 0;
+    for (n, fleet) in fleets.into_iter().enumerate() {
+        let (figures, _) = conclude(&format!("{scenario}-{n}"), fleet, core_addr).await;
+        acknowledged += figures.acknowledged;
+    }
+    // Each session's figures were printed and checked by `conclude`.
+    println!("FAULTS scenario={scenario} sessions={SESSIONS} acknowledged={acknowledged}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_kill_9_on_cassandra() {
     let test = "faults: core kill -9 on Cassandra";
