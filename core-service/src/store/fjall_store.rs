@@ -63,9 +63,16 @@ struct Spaces {
     registry_by_user: Keyspace,
 }
 
+/// Each keyspace's memtable is flushed to a sorted file at this size (fjall's
+/// default is 64 MiB): smaller memtables are cheaper to search, and ten
+/// keyspaces hold at most about 160 MiB unflushed, where the default allows
+/// 640 (fjall 3's bound on all memtables together is not implemented yet).
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+
 impl Spaces {
     fn open(db: &Database) -> Result<Self, StoreError> {
-        let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let open = |name: &str| db.keyspace(name, options);
         Ok(Self {
             sessions: open("sessions")?,
             chat: open("chat")?,
