@@ -4,6 +4,7 @@
 
 use meno_bridge::config::BridgeConfig;
 use meno_tests::{in_both_modes, session_id, Client, Mode, Received, System};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const MESSAGES: usize = 2000;
 
@@ -78,7 +79,8 @@ async fn a_socket_that_stops_reading_is_closed_with_4008_while_others_get_everyt
 /// storm, the roster of a room of 6,000) is written whole: the bound is on
 /// what waits in the queue, not on one frame. Before, the socket's write
 /// buffer had the queue's size and such a socket was dropped without a
-/// close frame.
+/// close frame. It comes as fragments of at most 16 KiB, so that the
+/// socket's write buffer never grows to a whole start frame.
 async fn a_start_frame_larger_than_the_outbound_queue_is_delivered(mode: Mode) {
     const LARGE: usize = 20;
     let bridge = BridgeConfig {
@@ -97,7 +99,21 @@ async fn a_start_frame_larger_than_the_outbound_queue_is_delivered(mode: Mode) {
         })
         .await;
     }
-    let mut bob = system.join(&session, "bob", "student").await;
+    // Bob takes frames of at most 32 KiB (messages up to 1 MiB): the start
+    // frames reach him only as fragments.
+    let query =
+        format!("sessionId={session}&participantId=bob&name=bob-name&role=student&client=web");
+    let small_frames = WebSocketConfig::default()
+        .max_frame_size(Some(32 * 1024))
+        .max_message_size(Some(1024 * 1024));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        system.ws_url(&query),
+        Some(small_frames),
+        false,
+    )
+    .await
+    .expect("bob connects");
+    let mut bob = Client::from_stream(ws);
     let (sync, snapshot) = bob.expect_start().await;
     let ids: Vec<&str> = sync["data"]["messages"]
         .as_array()
