@@ -34,11 +34,12 @@ pub static STORE_WRITE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     ))
 });
 
-/// Group commits of the embedded store (one `fsync` each), by engine.
+/// Groups of write requests the embedded store's writer served: one `fsync`
+/// for each group that applied any of its requests.
 pub static STORE_GROUP_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(
         "meno_core_store_group_commits_total",
-        "Durable group commits of the embedded store (one fsync each)"
+        "Groups of write requests served by the embedded store's writer (one fsync per group that applied any)"
     ))
 });
 
