@@ -242,3 +242,29 @@ macro_rules! engine_tests {
         }
     };
 }
+
+/// After a store's session row and chat row of `default/garbled` were
+/// overwritten with bytes that are no protobuf: reads of that session are
+/// [`StoreError::Corrupt`], a write that must read its row is rejected alone,
+/// and every other session is still served.
+#[cfg(test)]
+pub(crate) async fn check_a_garbled_session(store: &dyn crate::store::Store) {
+    use crate::store::{SessionKey, SessionWrite, StoreError};
+    let key = SessionKey::new("", "garbled");
+    let loaded = store.load_session(&key).await;
+    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
+    let page = store.chat_page(&key, None, 10).await;
+    assert!(matches!(page, Err(StoreError::Corrupt(_))), "{page:?}");
+
+    // A write that must read the garbled row is rejected alone...
+    let bump = || SessionWrite {
+        seq_mark: Some(5),
+        ..SessionWrite::default()
+    };
+    let result = store.write_session(&key, bump()).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    // ...and the store keeps serving everyone else.
+    let other = SessionKey::new("", "fine");
+    store.write_session(&other, bump()).await.unwrap();
+    assert_eq!(store.load_session(&other).await.unwrap().seq_mark, 5);
+}

@@ -104,7 +104,6 @@ async fn an_old_client_ref_index_is_moved_under_its_senders() {
 #[tokio::test]
 async fn bad_bytes_are_corrupt_not_a_panic() {
     let dir = tempfile::TempDir::new().unwrap();
-    let key = SessionKey::new("", "garbled");
     drop(EmbeddedStore::open(dir.path()).unwrap());
     {
         // Bytes that are no valid protobuf: a field with wire type 7.
@@ -121,31 +120,7 @@ async fn bad_bytes_are_corrupt_not_a_panic() {
         txn.commit().unwrap();
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let loaded = store.load_session(&key).await;
-    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
-    let page = store.chat_page(&key, None, 10).await;
-    assert!(matches!(page, Err(StoreError::Corrupt(_))), "{page:?}");
-
-    // A write that must read the garbled row is rejected alone...
-    let bump = SessionWrite {
-        seq_mark: Some(5),
-        ..SessionWrite::default()
-    };
-    let result = store.write_session(&key, bump).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
-    // ...and the store keeps serving everyone else.
-    let other = SessionKey::new("", "fine");
-    store
-        .write_session(
-            &other,
-            SessionWrite {
-                seq_mark: Some(5),
-                ..SessionWrite::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(store.load_session(&other).await.unwrap().seq_mark, 5);
+    crate::store::engine_tests::check_a_garbled_session(&store).await;
 }
 
 engine_tests!(EmbeddedStore);

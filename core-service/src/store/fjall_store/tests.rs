@@ -2,14 +2,12 @@
 //! embedded engine passes (`engine_tests!`): corrupt bytes.
 
 use super::*;
-use crate::store::SessionWrite;
 
 engine_tests!(FjallStore);
 
 #[tokio::test]
 async fn bad_bytes_are_corrupt_not_a_panic() {
     let dir = tempfile::TempDir::new().unwrap();
-    let key = SessionKey::new("", "garbled");
     {
         let store = FjallStore::open(dir.path()).unwrap();
         let spaces = &store.shared.spaces;
@@ -30,26 +28,7 @@ async fn bad_bytes_are_corrupt_not_a_panic() {
             .unwrap();
     }
     let store = FjallStore::open(dir.path()).unwrap();
-    let loaded = store.load_session(&key).await;
-    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
-    let page = store.chat_page(&key, None, 10).await;
-    assert!(matches!(page, Err(StoreError::Corrupt(_))), "{page:?}");
-
-    // A write that must read the garbled row is rejected alone...
-    let bump = SessionWrite {
-        seq_mark: Some(5),
-        ..SessionWrite::default()
-    };
-    let result = store.write_session(&key, bump).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
-    // ...and the store keeps serving everyone else.
-    let other = SessionKey::new("", "fine");
-    let fine = SessionWrite {
-        seq_mark: Some(5),
-        ..SessionWrite::default()
-    };
-    store.write_session(&other, fine).await.unwrap();
-    assert_eq!(store.load_session(&other).await.unwrap().seq_mark, 5);
+    crate::store::engine_tests::check_a_garbled_session(&store).await;
 }
 
 /// A read sees a write only once its group is durable: the snapshot readers
