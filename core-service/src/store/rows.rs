@@ -5,7 +5,7 @@
 use meno_proto::{ChatMessage, ConnectionInfo, LeaseState, RegisteredConnection};
 use prost::Message;
 
-use crate::store::{SessionKey, SessionWrite, StoreError, StoredConnection};
+use crate::store::{MessageLocation, SessionKey, SessionWrite, StoreError, StoredConnection};
 
 /// The `sessions` row: everything about a session that is one value.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -22,6 +22,11 @@ pub(crate) struct SessionRow {
 }
 
 impl SessionRow {
+    /// Decodes `key`'s session row.
+    pub(crate) fn decode_of(key: &SessionKey, bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(bytes, || format!("session row {key}"))
+    }
+
     /// Whether `write` changes the session row.
     pub(crate) fn is_touched_by(write: &SessionWrite) -> bool {
         write.seq_mark.is_some() || write.step_index.is_some() || write.lease.is_some()
@@ -125,4 +130,18 @@ pub(crate) fn decode_registered(
     bytes: &[u8],
 ) -> Result<RegisteredConnection, StoreError> {
     decode(bytes, || format!("registry row {tenant}/{connection_id}"))
+}
+
+/// Decodes the `message_ids` row of `tenant`'s `message_id`.
+pub(crate) fn decode_location(
+    tenant: &str,
+    message_id: &str,
+    bytes: &[u8],
+) -> Result<MessageLocation, StoreError> {
+    let row: MessageLocationRow =
+        decode(bytes, || format!("message id row {tenant}/{message_id}"))?;
+    Ok(MessageLocation {
+        session_id: row.session_id,
+        seq: row.seq,
+    })
 }

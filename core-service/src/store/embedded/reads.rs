@@ -10,7 +10,7 @@ use redb::{Database, ReadableDatabase};
 
 use super::{CHAT, CHAT_BY_SENDER_REF, CONNECTIONS, MESSAGE_IDS, PRESENCE, READS, SESSIONS};
 pub(super) use crate::store::rows::decode_message;
-use crate::store::rows::{decode, ConnectionRow, MessageLocationRow, SessionRow};
+use crate::store::rows::{decode, decode_location, ConnectionRow, SessionRow};
 use crate::store::{
     ChatRef, MessageLocation, SessionKey, SessionRecord, StoreError, StoredConnection,
 };
@@ -21,7 +21,7 @@ pub(super) fn load_session(db: &Database, key: &SessionKey) -> Result<SessionRec
 
     let sessions = txn.open_table(SESSIONS)?;
     let session = match sessions.get((tenant, session_id))? {
-        Some(row) => decode::<SessionRow>(row.value(), || format!("session row {key}"))?,
+        Some(row) => SessionRow::decode_of(key, row.value())?,
         None => SessionRow::default(),
     };
 
@@ -81,7 +81,7 @@ pub(super) fn session_exists(db: &Database, key: &SessionKey) -> Result<bool, St
     let Some(row) = sessions.get((key.tenant.as_str(), key.session_id.as_str()))? else {
         return Ok(false);
     };
-    let session = decode::<SessionRow>(row.value(), || format!("session row {key}"))?;
+    let session = SessionRow::decode_of(key, row.value())?;
     Ok(session.seq_mark > 0)
 }
 
@@ -95,13 +95,7 @@ pub(super) fn message_location(
     let Some(row) = index.get((tenant, message_id))? else {
         return Ok(None);
     };
-    let row = decode::<MessageLocationRow>(row.value(), || {
-        format!("message id row {tenant}/{message_id}")
-    })?;
-    Ok(Some(MessageLocation {
-        session_id: row.session_id,
-        seq: row.seq,
-    }))
+    decode_location(tenant, message_id, row.value()).map(Some)
 }
 
 pub(super) fn chat_page(

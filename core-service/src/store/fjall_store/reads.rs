@@ -9,7 +9,7 @@ use meno_proto::{ChatMessage, PresenceState, ReadPosition};
 
 use super::keys::{trailing_seq, Key};
 use super::Shared;
-use crate::store::rows::{decode, decode_message, ConnectionRow, MessageLocationRow, SessionRow};
+use crate::store::rows::{decode, decode_location, decode_message, ConnectionRow, SessionRow};
 use crate::store::{
     ChatRef, MessageLocation, SessionKey, SessionRecord, StoreError, StoredConnection,
 };
@@ -38,7 +38,7 @@ pub(super) fn load_session(shared: &Shared, key: &SessionKey) -> Result<SessionR
     let prefix = session_prefix(key)?;
     let snapshot = shared.snapshot();
     let session = match snapshot.get(&spaces.sessions, &prefix)? {
-        Some(row) => decode::<SessionRow>(&row, || format!("session row {key}"))?,
+        Some(row) => SessionRow::decode_of(key, &row)?,
         None => SessionRow::default(),
     };
     let participants: Vec<PresenceState> =
@@ -70,7 +70,7 @@ pub(super) fn session_exists(shared: &Shared, key: &SessionKey) -> Result<bool, 
     let Some(row) = shared.snapshot().get(&shared.spaces.sessions, &prefix)? else {
         return Ok(false);
     };
-    let session = decode::<SessionRow>(&row, || format!("session row {key}"))?;
+    let session = SessionRow::decode_of(key, &row)?;
     Ok(session.seq_mark > 0)
 }
 
@@ -86,12 +86,7 @@ pub(super) fn message_location(
     else {
         return Ok(None);
     };
-    let row =
-        decode::<MessageLocationRow>(&row, || format!("message id row {tenant}/{message_id}"))?;
-    Ok(Some(MessageLocation {
-        session_id: row.session_id,
-        seq: row.seq,
-    }))
+    decode_location(tenant, message_id, &row).map(Some)
 }
 
 /// Decodes a chat entry of `key`'s session.

@@ -43,7 +43,7 @@ pub(super) fn run(shared: &Shared, queue: mpsc::Receiver<WriteRequest>, commits:
 /// key replaces an earlier one (rows written whole, then deletions).
 struct Pending<'s> {
     spaces: &'s Spaces,
-    ops: HashMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    ops: HashMap<Space, HashMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,16 +82,22 @@ impl<'s> Pending<'s> {
     }
 
     fn insert(&mut self, space: Space, key: Key, value: Vec<u8>) {
-        self.ops.insert((space, key.into_bytes()), Some(value));
+        self.ops
+            .entry(space)
+            .or_default()
+            .insert(key.into_bytes(), Some(value));
     }
 
     fn remove(&mut self, space: Space, key: Key) {
-        self.ops.insert((space, key.into_bytes()), None);
+        self.ops
+            .entry(space)
+            .or_default()
+            .insert(key.into_bytes(), None);
     }
 
     /// Whether `key` is stored or written by this request.
     fn contains(&self, space: Space, key: &Key) -> Result<bool, StoreError> {
-        if let Some(pending) = self.ops.get(&(space, key.as_bytes().to_vec())) {
+        if let Some(pending) = self.ops.get(&space).and_then(|ops| ops.get(key.as_bytes())) {
             return Ok(pending.is_some());
         }
         Ok(self.keyspace(space).contains_key(key)?)
@@ -102,11 +108,13 @@ impl<'s> Pending<'s> {
     fn commit(self, shared: &Shared) -> Result<(), StoreError> {
         let mut batch = shared.db.batch();
         let Pending { spaces, ops } = self;
-        for ((space, key), value) in ops {
+        for (space, ops) in ops {
             let keyspace = Pending::keyspace_of(spaces, space);
-            match value {
-                Some(value) => batch.insert(keyspace, key, value),
-                None => batch.remove(keyspace, key),
+            for (key, value) in ops {
+                match value {
+                    Some(value) => batch.insert(keyspace, key, value),
+                    None => batch.remove(keyspace, key),
+                }
             }
         }
         Ok(batch.commit()?)
