@@ -40,6 +40,21 @@ impl ErrorCode {
         }
     }
 
+    /// The code named `name` (as [`ErrorCode::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::InvalidArgument,
+            Self::NotFound,
+            Self::PermissionDenied,
+            Self::Conflict,
+            Self::RateLimited,
+            Self::Unavailable,
+            Self::Internal,
+        ]
+        .into_iter()
+        .find(|code| code.as_str() == name)
+    }
+
     /// Whether a client may retry the same request unchanged.
     pub fn retryable(self) -> bool {
         matches!(self, Self::RateLimited | Self::Unavailable)
@@ -205,6 +220,22 @@ impl From<CoreError> for tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_found_by_its_name() {
+        for code in [
+            ErrorCode::InvalidArgument,
+            ErrorCode::NotFound,
+            ErrorCode::PermissionDenied,
+            ErrorCode::Conflict,
+            ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_name("Teapot"), None);
+    }
 
     #[test]
     fn every_code_round_trips_through_grpc() {

@@ -4,20 +4,15 @@
 //! (`users`), directed delivery and the connection registry (`direct`) and
 //! backend streams (`backends`) have their own files.
 
-use std::pin::Pin;
-
-use futures_util::{Stream, StreamExt};
 use meno_proto::{
     chat_service_server::ChatService, connection_service_server::ConnectionService,
-    event_service_server::EventService, lease_service_server::LeaseService,
-    presence_service_server::PresenceService, subscribe_response, Actor, ChatHistoryRequest,
-    ChatHistoryResponse, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
-    LeaseGetRequest, LeaseReleaseRequest, LeaseResponse, LeaseSetRequest, LeaveRequest,
-    LeaveResponse, PresenceSnapshotRequest, PresenceSnapshotResponse, PresenceUpdateRequest,
-    PresenceUpdateResponse, RefreshRequest, RefreshResponse, ResyncNeeded, SendChatRequest,
-    SendChatResponse, SessionRef, SubscribeRequest, SubscribeResponse, Subscribed,
+    lease_service_server::LeaseService, presence_service_server::PresenceService, Actor,
+    ChatHistoryRequest, ChatHistoryResponse, HeartbeatRequest, HeartbeatResponse, JoinRequest,
+    JoinResponse, LeaseGetRequest, LeaseReleaseRequest, LeaseResponse, LeaseSetRequest,
+    LeaveRequest, LeaveResponse, PresenceSnapshotRequest, PresenceSnapshotResponse,
+    PresenceUpdateRequest, PresenceUpdateResponse, RefreshRequest, RefreshResponse,
+    SendChatRequest, SendChatResponse, SessionRef,
 };
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use tracing::Instrument;
@@ -27,12 +22,13 @@ use crate::connections::ConnectionRegistry;
 use crate::direct::DirectDelivery;
 use crate::error::CoreError;
 use crate::registry::SessionRegistry;
-use crate::session::{Command, Delivery, Reply};
+use crate::session::{Command, Reply};
 use crate::store::SessionKey;
 use crate::validate;
 
 mod backends;
 mod direct;
+mod events;
 mod history;
 mod reads;
 mod users;
@@ -246,42 +242,5 @@ impl LeaseService for CoreApi {
         let key = session_key(request.get_ref().session.as_ref())?;
         self.dispatch(key, |reply| Command::GetLease { reply })
             .await
-    }
-}
-
-type SubscribeStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl EventService for CoreApi {
-    type SubscribeStream = SubscribeStream;
-
-    async fn subscribe(
-        &self,
-        request: Request<SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let request = request.into_inner();
-        let key = session_key(request.session.as_ref())?;
-        let (deliveries, received) =
-            tokio::sync::mpsc::channel(self.registry.config().subscriber_buffer.max(2));
-        self.registry
-            .call(key, |reply| Command::Subscribe {
-                from_seq: request.from_seq,
-                deliveries,
-                reply,
-            })
-            .await?;
-        let stream = ReceiverStream::new(received).map(|delivery| {
-            let item = match delivery {
-                Delivery::Subscribed { head_seq } => {
-                    subscribe_response::Item::Subscribed(Subscribed { head_seq })
-                }
-                Delivery::Event(event) => subscribe_response::Item::Event((*event).clone()),
-                Delivery::Resync { from_seq, head_seq } => {
-                    subscribe_response::Item::ResyncNeeded(ResyncNeeded { from_seq, head_seq })
-                }
-            };
-            Ok(SubscribeResponse { item: Some(item) })
-        });
-        Ok(Response::new(Box::pin(stream)))
     }
 }

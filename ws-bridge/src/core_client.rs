@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 pub use router::{Router, SESSION_HEADER};
+pub(crate) use router::{MAX_REDIRECTS, OPEN_TIMEOUT};
 
 mod router;
 
@@ -34,7 +35,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The channel every client uses: the transport plus [`CallMetadata`].
 pub type CoreChannel = InterceptedService<CoreTransport, CallMetadata>;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any error of a call's transport.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How calls reach the core.
 ///
@@ -201,6 +203,7 @@ pub struct CoreClient {
     /// Health, for `/readyz`.
     pub health: tonic_health::pb::health_client::HealthClient<CoreTransport>,
     transport: CoreTransport,
+    metadata: CallMetadata,
     timeout: Duration,
 }
 
@@ -226,7 +229,8 @@ impl CoreClient {
     }
 
     fn over(transport: CoreTransport, timeout: Duration, token: BearerToken) -> Self {
-        let intercepted = InterceptedService::new(transport.clone(), CallMetadata { token });
+        let metadata = CallMetadata { token };
+        let intercepted = InterceptedService::new(transport.clone(), metadata.clone());
         Self {
             connections: ConnectionServiceClient::new(intercepted.clone()),
             chat: ChatServiceClient::new(intercepted.clone()),
@@ -239,7 +243,23 @@ impl CoreClient {
             events: EventServiceClient::new(intercepted),
             health: tonic_health::pb::health_client::HealthClient::new(transport.clone()),
             transport,
+            metadata,
             timeout,
+        }
+    }
+
+    /// The event service of the core replica at `url` (with a router; the
+    /// client's only core without one, whatever `url` says).
+    pub fn events_at(&self, url: &str) -> Result<EventServiceClient<CoreChannel>, BoxError> {
+        match &self.transport {
+            CoreTransport::Routed(routed) => {
+                let channel = routed.0.channel(url)?;
+                Ok(EventServiceClient::new(InterceptedService::new(
+                    CoreTransport::Remote(channel),
+                    self.metadata.clone(),
+                )))
+            }
+            _ => Ok(self.events.clone()),
         }
     }
 

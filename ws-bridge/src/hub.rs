@@ -1,6 +1,7 @@
 //! The hub fans session events out to this bridge's sockets.
 //!
-//! One upstream `Subscribe` stream per session with local sockets; each event
+//! Every session with local sockets streams its events on the bridge's one
+//! `SubscribeMany` stream per core replica ([`upstream`]); each event
 //! is encoded once per dialect present and the same bytes are queued to every
 //! local socket of that dialect. The
 //! task reading a stream never waits on a socket, and the hub holds no domain
@@ -11,9 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use meno_common::key::SessionKey;
-use meno_proto::{
-    subscribe_response, target, ConnectionInfo, RefreshRequest, SessionEvent, SubscribeRequest,
-};
+use meno_proto::{target, ConnectionInfo, RefreshRequest, SessionEvent};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,7 @@ use crate::core_client::{session_ref, CoreClient};
 use crate::dialect::{DialectId, DIALECT_COUNT};
 use crate::outbox::{Outbound, Outbox};
 
+mod upstream;
 pub mod users;
 pub use users::{UserAttached, UserHub};
 
@@ -54,14 +54,24 @@ struct LocalSocket {
 #[derive(Debug)]
 struct Fanout {
     key: SessionKey,
+    /// `tenant/session_id`, as the router names sessions.
+    route_key: String,
     sockets: Mutex<HashMap<u64, LocalSocket>>,
     upstream: watch::Sender<Upstream>,
+    /// Where its events come from ([`upstream`]).
+    stream: Mutex<upstream::StreamState>,
     stop: CancellationToken,
 }
 
 impl Fanout {
     fn sockets(&self) -> MutexGuard<'_, HashMap<u64, LocalSocket>> {
         self.sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stream(&self) -> MutexGuard<'_, upstream::StreamState> {
+        self.stream
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -142,6 +152,8 @@ struct HubInner {
     /// Directed events for the users of local sockets; it stops itself
     /// once the bridge drains and its last socket is gone.
     users: UserHub,
+    /// The sessions' event streams.
+    upstreams: Arc<upstream::Upstreams>,
 }
 
 /// This bridge's sessions and their local sockets.
@@ -162,9 +174,11 @@ impl Hub {
             tracker.clone(),
             CancellationToken::new(),
         );
+        let upstreams = upstream::Upstreams::new(Arc::clone(&core), tracker.clone());
         Self {
             inner: Arc::new(HubInner {
                 sessions: Mutex::default(),
+                upstreams,
                 core,
                 config,
                 next_socket_id: std::sync::atomic::AtomicU64::new(1),
@@ -283,6 +297,7 @@ impl Hub {
         };
         if empty {
             fanout.stop.cancel();
+            self.inner.upstreams.close(fanout);
             sessions.remove(key);
             crate::metrics::ACTIVE_SESSIONS.dec();
         }
@@ -291,134 +306,20 @@ impl Hub {
     fn start_fanout(&self, key: SessionKey) -> Arc<Fanout> {
         let (upstream, _) = watch::channel(Upstream::Connecting);
         let fanout = Arc::new(Fanout {
+            route_key: format!("{}/{}", key.tenant, key.session_id),
             key,
             sockets: Mutex::default(),
             upstream,
+            stream: Mutex::default(),
             stop: CancellationToken::new(),
         });
-        self.inner.tracker.spawn(run_upstream(
-            Arc::clone(&fanout),
-            Arc::clone(&self.inner.core),
-        ));
+        self.inner.upstreams.open(&fanout);
         self.inner.tracker.spawn(run_refresh(
             Arc::clone(&fanout),
             Arc::clone(&self.inner.core),
             self.inner.config.refresh_interval,
         ));
         fanout
-    }
-}
-
-/// Reads the session's event stream until the fan-out stops, re-subscribing
-/// from the last seq seen when the stream breaks.
-async fn run_upstream(fanout: Arc<Fanout>, core: Arc<CoreClient>) {
-    let mut last_seq: Option<u64> = None;
-    let mut resync_pending = false;
-    let mut backoff = Duration::from_millis(100);
-    let mut events = core.events.clone();
-    let max_backoff = Duration::from_secs(5);
-    // With several core replicas: the stream must follow its session's owner.
-    let router = core.router().cloned();
-    let mut moves = router.as_ref().map(|router| router.moves());
-    let route_key = format!("{}/{}", fanout.key.tenant, fanout.key.session_id);
-    while !fanout.stop.is_cancelled() {
-        let mut request = tonic::Request::new(SubscribeRequest {
-            session: Some(session_ref(&fanout.key)),
-            from_seq: last_seq,
-        });
-        crate::core_client::name_session(&mut request, &fanout.key);
-        let subscribed = tokio::select! {
-            // Boxed, as are the other rare calls: the task lives as long as
-            // its session, and its future should not reserve their state.
-            subscribed = Box::pin(events.subscribe(request)) => subscribed,
-            _ = fanout.stop.cancelled() => return,
-        };
-        match subscribed {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                let serving = router
-                    .as_ref()
-                    .and_then(|router| router.owner_of(&route_key));
-                loop {
-                    let item = tokio::select! {
-                        item = stream.message() => item,
-                        _ = fanout.stop.cancelled() => return,
-                        Some(()) = owner_moved(&mut moves, router.as_deref(), &route_key, serving.as_deref()) => {
-                            tracing::info!(session = %fanout.key, "session moved to another core replica; re-subscribing");
-                            break;
-                        }
-                    };
-                    match item.map(|message| message.and_then(|message| message.item)) {
-                        Ok(Some(subscribe_response::Item::Subscribed(subscribed))) => {
-                            last_seq.get_or_insert(subscribed.head_seq);
-                            backoff = Duration::from_millis(100);
-                            fanout.upstream.send_replace(Upstream::Live);
-                            // Sockets rejoin only now, so every event after
-                            // their new snapshot reaches them on this stream.
-                            if std::mem::take(&mut resync_pending) {
-                                fanout.signal(|room| Outbound::Resync { room });
-                            }
-                        }
-                        Ok(Some(subscribe_response::Item::Event(event))) => {
-                            last_seq = Some(event.seq);
-                            fanout.deliver(&event);
-                        }
-                        Ok(Some(subscribe_response::Item::ResyncNeeded(resync))) => {
-                            tracing::info!(
-                                session = %fanout.key,
-                                from_seq = resync.from_seq,
-                                head_seq = resync.head_seq,
-                                "session stream cannot be resumed; sockets rejoin"
-                            );
-                            last_seq = None;
-                            resync_pending = true;
-                            break;
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::warn!(session = %fanout.key, error = %status, "session stream broke");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(status) => {
-                tracing::warn!(session = %fanout.key, error = %status, "cannot subscribe to session");
-                if !matches!(*fanout.upstream.borrow(), Upstream::Live) {
-                    // Sockets waiting to attach give up; the stream keeps
-                    // trying and turns live again when the core answers.
-                    fanout.upstream.send_replace(Upstream::Failed(
-                        meno_common::error::CoreError::from_status(&status),
-                    ));
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = fanout.stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(max_backoff);
-    }
-}
-
-/// Resolves when the router has learnt that `key`'s owner is no longer
-/// `serving` (never without a router).
-async fn owner_moved(
-    moves: &mut Option<tokio::sync::watch::Receiver<u64>>,
-    router: Option<&crate::core_client::Router>,
-    key: &str,
-    serving: Option<&str>,
-) -> Option<()> {
-    let (Some(moves), Some(router)) = (moves.as_mut(), router) else {
-        return std::future::pending().await;
-    };
-    loop {
-        if moves.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        if router.owner_of(key).as_deref() != serving {
-            return Some(());
-        }
     }
 }
 

@@ -42,14 +42,14 @@ use super::{parse_grpc_timeout, BoxError};
 pub const SESSION_HEADER: &str = "meno-session";
 
 /// Redirects followed for one call.
-const MAX_REDIRECTS: usize = 3;
+pub(crate) const MAX_REDIRECTS: usize = 3;
 
 /// How long an unreachable or unresponsive replica is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(2);
 
 /// How long a call without a deadline (a stream) may take to be answered
 /// (its headers): a frozen replica must not hold a subscription forever.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Owners remembered at most (a bridge's active sessions fit many times).
 const MAX_ROUTES: usize = 200_000;
@@ -95,7 +95,7 @@ impl Router {
     }
 
     /// A channel to `url`, made once.
-    fn channel(&self, url: &str) -> Result<Channel, BoxError> {
+    pub(crate) fn channel(&self, url: &str) -> Result<Channel, BoxError> {
         let mut state = lock(&self.state);
         if let Some(channel) = state.channels.get(url) {
             return Ok(channel.clone());
@@ -106,7 +106,7 @@ impl Router {
     }
 
     /// Where a call for `session` goes first.
-    fn target(&self, session: Option<&str>) -> Arc<str> {
+    pub(crate) fn target(&self, session: Option<&str>) -> Arc<str> {
         if let Some(owner) = session.and_then(|session| self.owner_of(session)) {
             return owner;
         }
@@ -134,7 +134,8 @@ impl Router {
             .into()
     }
 
-    fn learn(&self, session: &str, owner: &str) {
+    /// `owner` owns `session` now.
+    pub(crate) fn learn(&self, session: &str, owner: &str) {
         let mut state = lock(&self.state);
         if state
             .owners
@@ -152,7 +153,7 @@ impl Router {
     }
 
     /// `url` failed: skip it for a while and forget what it owned.
-    fn failed(&self, url: &str) {
+    pub(crate) fn failed(&self, url: &str) {
         let current = self.next_seed.load(Ordering::Relaxed);
         if self.seeds[current % self.seeds.len()] == url {
             let _ = self.next_seed.compare_exchange(
