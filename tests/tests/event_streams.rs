@@ -1,6 +1,7 @@
 //! `EventService.SubscribeMany`, the stream a bridge takes every session's
 //! events on: sessions opened and closed by tag on one stream, each
-//! session's items tagged and in seq order, refusals per session.
+//! session's items tagged and in seq order, refusals per session. (One test
+//! in this binary: it reads the bridge's process-wide stream gauge.)
 
 use std::time::Duration;
 
@@ -59,6 +60,26 @@ impl Items {
     }
 }
 
+impl Items {
+    /// The tags the chat messages of these contents came on, in the order
+    /// of `contents`, whatever order they arrive in.
+    async fn tags_of(&mut self, seen: &mut Vec<TaggedSessionItem>, contents: &[&str]) -> Vec<u64> {
+        let mut tags = vec![None; contents.len()];
+        while tags.iter().any(Option::is_none) {
+            let item = self
+                .until(seen, &format!("messages {contents:?}"), |item| {
+                    chat_content(item).is_some_and(|content| contents.contains(&content))
+                })
+                .await;
+            let content = chat_content(&item).unwrap_or_default();
+            if let Some(at) = contents.iter().position(|wanted| *wanted == content) {
+                tags[at] = Some(item.tag);
+            }
+        }
+        tags.into_iter().flatten().collect()
+    }
+}
+
 fn chat_content(item: &TaggedSessionItem) -> Option<&str> {
     match &item.item {
         Some(tagged_session_item::Item::Event(event)) => match &event.kind {
@@ -84,6 +105,8 @@ async fn one_stream_carries_several_sessions_each_by_its_tag() {
     ann.expect_start().await;
     let mut bob = system.join(&second, "bob", "teacher").await;
     bob.expect_start().await;
+    // The bridge streams both sessions on one stream to the core.
+    assert_eq!(meno_bridge::metrics::CORE_STREAMS.get(), 1);
 
     let mut events = EventServiceClient::connect(format!("http://{core}"))
         .await
@@ -116,18 +139,11 @@ async fn one_stream_carries_several_sessions_each_by_its_tag() {
 
     ann.chat("a-1", "in the first").await;
     bob.chat("b-1", "in the second").await;
-    let in_first = stream
-        .until(&mut seen, "the first session's message", |item| {
-            chat_content(item) == Some("in the first")
-        })
+    // Sessions are not ordered with each other: take both, in any order.
+    let tags = stream
+        .tags_of(&mut seen, &["in the first", "in the second"])
         .await;
-    assert_eq!(in_first.tag, 1);
-    let in_second = stream
-        .until(&mut seen, "the second session's message", |item| {
-            chat_content(item) == Some("in the second")
-        })
-        .await;
-    assert_eq!(in_second.tag, 2);
+    assert_eq!(tags, [1, 2]);
     assert!(
         seen.iter().any(|item| item.tag == 3
             && matches!(&item.item, Some(tagged_session_item::Item::Refused(refused)) if refused.code == "InvalidArgument")),
@@ -150,17 +166,10 @@ async fn one_stream_carries_several_sessions_each_by_its_tag() {
     seen.clear();
     ann.chat("a-2", "after the close").await;
     bob.chat("b-2", "still streaming").await;
-    let reopened = stream
-        .until(&mut seen, "the message on tag 4", |item| {
-            chat_content(item) == Some("after the close")
-        })
+    let tags = stream
+        .tags_of(&mut seen, &["after the close", "still streaming"])
         .await;
-    assert_eq!(reopened.tag, 4);
-    stream
-        .until(&mut seen, "the second session's next message", |item| {
-            chat_content(item) == Some("still streaming")
-        })
-        .await;
+    assert_eq!(tags, [4, 2]);
     assert!(
         seen.iter().all(|item| item.tag != 1),
         "nothing arrives on a closed tag: {seen:?}"

@@ -232,6 +232,20 @@ pub struct BridgeConfig {
     pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Registry refresh interval.
     pub registry_touch_interval: Duration,
+    /// How sessions stream their events from the core (no flag: a core
+    /// without `SubscribeMany` switches the bridge to per-session streams).
+    pub session_streams: SessionStreams,
+}
+
+/// How a bridge's sessions stream their events from the core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionStreams {
+    /// One `SubscribeMany` stream per core replica for every session.
+    #[default]
+    Shared,
+    /// A `Subscribe` stream per session: what a core older than
+    /// `SubscribeMany` serves.
+    PerSession,
 }
 
 impl Default for BridgeConfig {
@@ -254,6 +268,7 @@ impl Default for BridgeConfig {
             ice: crate::ice::IceConfig::default(),
             trusted_proxies: crate::client_ip::TrustedProxies::default(),
             registry_touch_interval: Duration::from_secs(120),
+            session_streams: SessionStreams::Shared,
         }
     }
 }
@@ -370,6 +385,7 @@ impl BridgeArgs {
             ice,
             trusted_proxies,
             registry_touch_interval: self.registry_touch_interval,
+            session_streams: SessionStreams::Shared,
         })
     }
 

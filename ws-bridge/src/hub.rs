@@ -174,7 +174,8 @@ impl Hub {
             tracker.clone(),
             CancellationToken::new(),
         );
-        let upstreams = upstream::Upstreams::new(Arc::clone(&core), tracker.clone());
+        let upstreams =
+            upstream::Upstreams::new(Arc::clone(&core), tracker.clone(), config.session_streams);
         Self {
             inner: Arc::new(HubInner {
                 sessions: Mutex::default(),

@@ -19,7 +19,15 @@ pub static CONNECTIONS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     ))
 });
 
-/// Sessions with local sockets (one upstream stream each).
+/// Event streams open to core replicas.
+pub static CORE_STREAMS: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(register_int_gauge!(
+        "meno_bridge_core_streams",
+        "Event streams open to core replicas: one per replica, or one per session with a core that does not serve SubscribeMany"
+    ))
+});
+
+/// Sessions with local sockets.
 pub static ACTIVE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     registered(register_int_gauge!(
         "meno_bridge_active_sessions",

@@ -16,24 +16,33 @@
 //! the router learns that another replica owns it. A stream that breaks
 //! marks its replica failed (with a router) and opens its sessions again.
 //! A stream lasts while it has sessions.
+//!
+//! A core that answers `UNIMPLEMENTED` to `SubscribeMany` (an older version,
+//! mid-upgrade) switches the bridge to a `Subscribe` stream per session, as
+//! it streamed before; the sessions' logic above is the same for both.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use meno_common::error::{CoreError, ErrorCode};
 use meno_common::sync::lock;
 use meno_proto::{
-    subscribe_many_request, tagged_session_item, OpenSessionStream, SessionStreamRefused,
-    SubscribeManyRequest, TaggedSessionItem,
+    subscribe_many_request, subscribe_response, tagged_session_item, OpenSessionStream,
+    SessionStreamEnded, SessionStreamRefused, SubscribeManyRequest, SubscribeRequest,
+    TaggedSessionItem,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Fanout, Upstream};
-use crate::core_client::{session_ref, CoreClient, MAX_REDIRECTS, OPEN_TIMEOUT};
+use crate::config::SessionStreams;
+use crate::core_client::{
+    name_session, session_ref, BoxError, CoreClient, MAX_REDIRECTS, OPEN_TIMEOUT,
+};
 use crate::outbox::Outbound;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -72,15 +81,19 @@ impl Default for StreamState {
     }
 }
 
-/// One `SubscribeMany` stream to a core replica.
+/// One `SubscribeMany` stream to a core replica, or one session's own
+/// `Subscribe` stream.
 #[derive(Debug)]
 pub(super) struct Link {
     /// The replica's URL (empty without a router).
     url: Arc<str>,
-    /// Open and close requests; `None` once the stream is retired.
+    /// Open and close requests; `None` once the stream is retired (and
+    /// always for a session's own stream).
     requests: Mutex<Option<mpsc::UnboundedSender<SubscribeManyRequest>>>,
     /// The sessions open on it, by tag.
     sessions: Mutex<HashMap<u64, Weak<Fanout>>>,
+    /// Cancelled when its last session leaves.
+    retired: CancellationToken,
 }
 
 impl Link {
@@ -98,15 +111,23 @@ pub(super) struct Upstreams {
     links: Mutex<HashMap<Arc<str>, Arc<Link>>>,
     next_tag: AtomicU64,
     tracker: TaskTracker,
+    /// Every session streams on its own `Subscribe` (configured, or the
+    /// core does not serve `SubscribeMany`).
+    per_session: AtomicBool,
 }
 
 impl Upstreams {
-    pub(super) fn new(core: Arc<CoreClient>, tracker: TaskTracker) -> Arc<Self> {
+    pub(super) fn new(
+        core: Arc<CoreClient>,
+        tracker: TaskTracker,
+        streams: SessionStreams,
+    ) -> Arc<Self> {
         let upstreams = Arc::new(Self {
             core,
             links: Mutex::default(),
             next_tag: AtomicU64::new(1),
             tracker,
+            per_session: AtomicBool::new(streams == SessionStreams::PerSession),
         });
         if let Some(router) = upstreams.core.router() {
             // Not tracked: it lives as long as the hub, and ends with it.
@@ -132,7 +153,16 @@ impl Upstreams {
             None => Arc::from(""),
         };
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
-        let link = {
+        let link = if self.per_session.load(Ordering::Relaxed) {
+            match self.open_alone(fanout, &url, tag, state.last_seq) {
+                Ok(link) => link,
+                Err(err) => {
+                    tracing::warn!(session = %fanout.key, replica = %url, error = %err, "cannot stream from the core");
+                    self.failed_to_open(fanout, state, CoreError::unavailable(err.to_string()));
+                    return;
+                }
+            }
+        } else {
             let mut links = lock(&self.links);
             let link = match links.get(&url) {
                 Some(link) => Arc::clone(link),
@@ -187,6 +217,95 @@ impl Upstreams {
         }
     }
 
+    /// A `Subscribe` stream of `fanout`'s session alone, whose items are
+    /// handed over as a `SubscribeMany` stream's would be.
+    fn open_alone(
+        self: &Arc<Self>,
+        fanout: &Arc<Fanout>,
+        url: &Arc<str>,
+        tag: u64,
+        from_seq: Option<u64>,
+    ) -> Result<Arc<Link>, BoxError> {
+        let mut client = self.core.events_at(url)?;
+        let link = Arc::new(Link {
+            url: Arc::clone(url),
+            requests: Mutex::new(None),
+            sessions: Mutex::new(HashMap::from([(tag, Arc::downgrade(fanout))])),
+            retired: CancellationToken::new(),
+        });
+        let mut request = tonic::Request::new(SubscribeRequest {
+            session: Some(session_ref(&fanout.key)),
+            from_seq,
+        });
+        name_session(&mut request, &fanout.key);
+        let upstreams = Arc::downgrade(self);
+        let reading = Arc::clone(&link);
+        crate::metrics::CORE_STREAMS.inc();
+        self.tracker.spawn(async move {
+            let _open = StreamGauge;
+            let tagged = |item| TaggedSessionItem {
+                tag,
+                item: Some(item),
+            };
+            let subscribed = tokio::select! {
+                subscribed = Box::pin(client.subscribe(request)) => subscribed,
+                () = reading.retired.cancelled() => return,
+            };
+            let last = match subscribed {
+                Err(status) => {
+                    let err = CoreError::from_status(&status);
+                    if err.owner_url.is_none() && err.code == ErrorCode::Unavailable {
+                        // Unreachable, as a unary call would find it.
+                        let up = upstreams.upgrade();
+                        if let Some(router) = up.as_ref().and_then(|up| up.core.router()) {
+                            router.failed(&reading.url);
+                        }
+                    }
+                    tagged(tagged_session_item::Item::Refused(refused(err)))
+                }
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    loop {
+                        let next = tokio::select! {
+                            next = stream.message() => next,
+                            () = reading.retired.cancelled() => return,
+                        };
+                        let item = match next.map(|next| next.and_then(|next| next.item)) {
+                            Ok(Some(subscribe_response::Item::Subscribed(subscribed))) => {
+                                tagged_session_item::Item::Subscribed(subscribed)
+                            }
+                            Ok(Some(subscribe_response::Item::Event(event))) => {
+                                tagged_session_item::Item::Event(event)
+                            }
+                            Ok(Some(subscribe_response::Item::ResyncNeeded(resync))) => {
+                                break tagged(tagged_session_item::Item::ResyncNeeded(resync));
+                            }
+                            Ok(None) => {
+                                break tagged(tagged_session_item::Item::Ended(
+                                    SessionStreamEnded {},
+                                ))
+                            }
+                            Err(status) => {
+                                tracing::warn!(replica = %reading.url, error = %status, "session stream broke");
+                                break tagged(tagged_session_item::Item::Ended(
+                                    SessionStreamEnded {},
+                                ));
+                            }
+                        };
+                        let Some(upstreams) = upstreams.upgrade() else {
+                            return;
+                        };
+                        upstreams.dispatch(&reading, tagged(item));
+                    }
+                }
+            };
+            if let Some(upstreams) = upstreams.upgrade() {
+                upstreams.dispatch(&reading, last);
+            }
+        });
+        Ok(link)
+    }
+
     /// Stops streaming `fanout`'s session (its last socket left).
     pub(super) fn close(&self, fanout: &Fanout) {
         self.detach_locked(&mut fanout.stream());
@@ -214,6 +333,7 @@ impl Upstreams {
                 links.remove(&link.url);
             }
             lock(&link.requests).take();
+            link.retired.cancel();
         } else {
             drop(links);
             link.send(subscribe_many_request::Op::Close(tag));
@@ -270,13 +390,25 @@ impl Upstreams {
             url: Arc::clone(url),
             requests: Mutex::new(Some(requests)),
             sessions: Mutex::default(),
+            retired: CancellationToken::new(),
         });
         let upstreams = Arc::downgrade(self);
         let reading = Arc::clone(&link);
+        crate::metrics::CORE_STREAMS.inc();
         self.tracker.spawn(async move {
+            let _open = StreamGauge;
             let request = tonic::Request::new(UnboundedReceiverStream::new(received));
             let outcome = match Box::pin(client.subscribe_many(request)).await {
                 Ok(response) => read(&upstreams, &reading, response.into_inner()).await,
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    tracing::warn!(replica = %reading.url, "the core does not serve SubscribeMany (an older version?): each session streams on its own Subscribe");
+                    if let Some(upstreams) = upstreams.upgrade() {
+                        upstreams.per_session.store(true, Ordering::Relaxed);
+                    }
+                    // Not a failure of the replica: its sessions open again,
+                    // each on its own stream.
+                    Ok(())
+                }
                 Err(status) => Err(status),
             };
             if let Some(upstreams) = upstreams.upgrade() {
@@ -461,5 +593,26 @@ async fn follow_owners(upstreams: Weak<Upstreams>, mut moves: tokio::sync::watch
                 }
             }
         }
+    }
+}
+
+/// A refusal as the core sends it on a `SubscribeMany` stream.
+fn refused(err: CoreError) -> SessionStreamRefused {
+    SessionStreamRefused {
+        code: err.code.as_str().to_owned(),
+        message: err.message,
+        owner_url: err.owner_url.unwrap_or_default(),
+        retry_after_ms: err
+            .retry_after
+            .map(|after| u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// Counts a stream out of [`crate::metrics::CORE_STREAMS`] when its task ends.
+struct StreamGauge;
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        crate::metrics::CORE_STREAMS.dec();
     }
 }
