@@ -316,15 +316,7 @@ fuzz_target!(|input: Input| {
             action,
             retry_after_ms,
         } => {
-            let codes = [
-                ErrorCode::InvalidArgument,
-                ErrorCode::NotFound,
-                ErrorCode::PermissionDenied,
-                ErrorCode::Conflict,
-                ErrorCode::RateLimited,
-                ErrorCode::Unavailable,
-                ErrorCode::Internal,
-            ];
+            let codes = ErrorCode::ALL;
             let code = codes[usize::from(code) % codes.len()];
             let error = ErrorEnvelope {
                 code,

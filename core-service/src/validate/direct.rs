@@ -21,15 +21,7 @@ pub const MAX_VOICE_CHUNK_BYTES: usize = 1024 * 1024;
 pub const MAX_AUDIO_FORMAT_BYTES: usize = 64;
 
 /// The codes a `DirectError` may carry: the names of [`ErrorCode`].
-const ERROR_CODES: [ErrorCode; 7] = [
-    ErrorCode::InvalidArgument,
-    ErrorCode::NotFound,
-    ErrorCode::PermissionDenied,
-    ErrorCode::Conflict,
-    ErrorCode::RateLimited,
-    ErrorCode::Unavailable,
-    ErrorCode::Internal,
-];
+const ERROR_CODES: [ErrorCode; 7] = ErrorCode::ALL;
 
 /// A tenant field: empty means the default tenant.
 pub(crate) fn tenant(value: &str) -> Result<(), CoreError> {
