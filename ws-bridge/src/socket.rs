@@ -253,7 +253,9 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             identity: None,
         })
     });
-    let leave = async move {
+    // Boxed, as the close below: held across an await at the socket's end,
+    // inline it would size every socket's task for its whole life.
+    let leave = Box::pin(async move {
         let leaves = left
             .iter()
             .map(|room| &room.caller)
@@ -266,18 +268,18 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             &base.connection.connection_id,
         )
         .await;
-    };
+    });
     match exit.close {
         // The participant leaves once the Close is written, while the
         // handshake waits for the client's: what others see does not wait
         // on a client that never answers.
         Some((before, closing)) => {
             if exit.stream_failed {
-                ws = close::reopen(ws).await;
+                ws = Box::pin(close::reopen(ws)).await;
             }
             Box::pin(close::close_then(&mut ws, before, closing, timeout, leave)).await;
         }
-        None => Box::pin(leave).await,
+        None => leave.await,
     }
 }
 
