@@ -418,13 +418,13 @@ impl Bridge {
         let upgrade = hyper::upgrade::on(&mut request);
         // Client frames are small (a chat.send is a few hundred bytes) and
         // every idle socket holds its read buffer: 1 KiB, where a larger frame
-        // takes a few more reads. The write buffer has no cap of its own (the
-        // default): the outbox bounds what waits for a socket, and a cap
-        // would refuse any one frame larger than it (a join's snapshot in a
-        // room of thousands), ending the socket without a close frame.
+        // takes a few more reads. tungstenite hands every frame it writes to
+        // the socket's `Wire` at once (a write buffer of 0), where it joins
+        // the writer's frames in order; the write buffer has no cap of its
+        // own (the default): the outbox bounds what waits for a socket.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(1024)
-            .write_buffer_size(16 * 1024)
+            .write_buffer_size(0)
             .max_message_size(Some(context.config.max_message_bytes))
             .max_frame_size(Some(context.config.max_message_bytes));
         self.tracker.spawn(async move {
@@ -436,7 +436,7 @@ impl Bridge {
             match upgraded {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
+                        socket::wire::Wire::new(TokioIo::new(upgraded)),
                         Role::Server,
                         Some(ws_config),
                     )

@@ -34,6 +34,7 @@ mod join;
 mod keepalive;
 mod rooms;
 mod route;
+pub mod wire;
 mod writer;
 
 pub use close::close_code;
@@ -44,7 +45,7 @@ use rooms::{Room, Rooms};
 use route::{Answer, Answered, InFlight, Routed};
 use writer::{Delivery, WriteFailure, Writer};
 
-pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Ws = WebSocketStream<wire::Wire<TokioIo<Upgraded>>>;
 
 /// Who the client is and where from, as the upgrade request said.
 #[derive(Debug)]

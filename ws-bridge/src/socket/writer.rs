@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -25,35 +23,6 @@ pub(crate) enum WriteFailure {
     Overflowed,
     /// The connection failed, or took no bytes for the whole idle timeout.
     Broken,
-}
-
-/// Text messages longer than this are written as fragments of this size.
-///
-/// tungstenite's write buffer keeps the capacity of the most it ever held,
-/// for the socket's life, and a message is formatted into it whole: a join's
-/// snapshot in a room of thousands (about 170 bytes an entry) left each such
-/// socket holding megabytes after a join storm. Written as fragments, each
-/// waiting for the buffer to drain once it is past its 16 KiB write size, a
-/// socket's buffer stays within about twice this. Every conforming client
-/// reassembles fragments (RFC 6455, 5.4).
-pub(crate) const FRAGMENT_BYTES: usize = 16 * 1024;
-
-/// A text message's bytes as fragments of [`FRAGMENT_BYTES`]: a text frame,
-/// then continuation frames, the last one final. A fragment may end inside a
-/// UTF-8 sequence: receivers check the reassembled message.
-pub(crate) fn fragments(text: Bytes) -> impl Iterator<Item = Message> {
-    let count = text.len().div_ceil(FRAGMENT_BYTES).max(1);
-    (0..count).map(move |index| {
-        let start = index * FRAGMENT_BYTES;
-        let end = (start + FRAGMENT_BYTES).min(text.len());
-        let opcode = if index == 0 {
-            OpCode::Data(Data::Text)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        let last = index + 1 == count;
-        Message::Frame(Frame::message(text.slice(start..end), opcode, last))
-    })
 }
 
 /// Writes that give up on a slow consumer or a dead socket.
@@ -81,11 +50,9 @@ impl Writer {
         let write = async {
             for message in messages {
                 match message {
-                    Message::Text(text) if text.len() > FRAGMENT_BYTES => {
-                        for fragment in fragments(Bytes::from(text)) {
-                            ws.feed(fragment).await?;
-                        }
-                    }
+                    // Written by the socket's `Wire`: the fan-out's bytes,
+                    // behind a header, not a copy per socket.
+                    Message::Text(text) => ws.get_mut().push_text(Bytes::from(text)),
                     message => ws.feed(message).await?,
                 }
             }
@@ -230,38 +197,6 @@ pub(crate) fn take(queued: &mut Vec<Outbound>, rooms: &mut impl Deliveries) -> T
 
 #[cfg(test)]
 mod tests {
-    use super::{fragments, FRAGMENT_BYTES};
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    use tokio_tungstenite::tungstenite::Message;
-
-    #[test]
-    fn a_long_text_is_fragments_that_reassemble_to_it() {
-        let text: String = "é-".repeat(FRAGMENT_BYTES); // 3 bytes each: splits inside a char
-        let parts: Vec<Message> = fragments(bytes::Bytes::from(text.clone())).collect();
-        assert_eq!(parts.len(), (text.len()).div_ceil(FRAGMENT_BYTES));
-        let mut joined = Vec::new();
-        for (index, part) in parts.iter().enumerate() {
-            let Message::Frame(frame) = part else {
-                panic!("fragment {index} is not a raw frame: {part:?}");
-            };
-            let header = frame.header();
-            let expected = if index == 0 {
-                OpCode::Data(Data::Text)
-            } else {
-                OpCode::Data(Data::Continue)
-            };
-            assert_eq!(header.opcode, expected, "fragment {index}");
-            assert_eq!(
-                header.is_final,
-                index + 1 == parts.len(),
-                "fragment {index}"
-            );
-            assert!(frame.payload().len() <= FRAGMENT_BYTES);
-            joined.extend_from_slice(frame.payload());
-        }
-        assert_eq!(joined, text.as_bytes());
-    }
-
     use tokio_tungstenite::tungstenite::Utf8Bytes;
 
     use super::*;
