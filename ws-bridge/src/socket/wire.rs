@@ -144,7 +144,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().queue.push_back(Bytes::copy_from_slice(buf));
+        // Only non-empty segments: a write of nothing must not read as a
+        // socket that takes no bytes.
+        if !buf.is_empty() {
+            self.get_mut().queue.push_back(Bytes::copy_from_slice(buf));
+        }
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -211,6 +215,16 @@ mod tests {
             &[0x80, 1],
             "final continuation of one byte"
         );
+    }
+
+    #[tokio::test]
+    async fn an_empty_write_queues_nothing() {
+        use tokio::io::AsyncWriteExt;
+        let (client, _server) = tokio::io::duplex(64);
+        let mut wire = Wire::new(client);
+        assert_eq!(wire.write(b"").await.unwrap(), 0);
+        assert!(wire.queue.is_empty());
+        wire.flush().await.unwrap();
     }
 
     #[test]
