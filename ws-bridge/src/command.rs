@@ -46,8 +46,9 @@ pub struct Caller {
     pub context: Arc<SocketContext>,
     /// The session the command is for.
     pub key: SessionKey,
-    /// The connection sending it.
-    pub connection: ConnectionInfo,
+    /// The connection sending it (shared with the hub's entry for the
+    /// socket: one copy per connection).
+    pub connection: Arc<ConnectionInfo>,
     /// The connection's verified identity (jwt mode).
     pub identity: Option<Identity>,
 }

@@ -43,7 +43,7 @@ enum Upstream {
 /// A local socket as the fan-out sees it.
 #[derive(Debug)]
 struct LocalSocket {
-    connection: ConnectionInfo,
+    connection: Arc<ConnectionInfo>,
     dialect: DialectId,
     /// The socket's number for this session (it may be in several).
     room: u32,
@@ -233,7 +233,7 @@ impl Hub {
     pub async fn attach(
         &self,
         key: SessionKey,
-        connection: ConnectionInfo,
+        connection: Arc<ConnectionInfo>,
         dialect: DialectId,
         room: u32,
         outbox: Outbox,
@@ -337,7 +337,7 @@ async fn run_refresh(fanout: Arc<Fanout>, core: Arc<CoreClient>, interval: Durat
         let connections: Vec<ConnectionInfo> = fanout
             .sockets()
             .values()
-            .map(|socket| socket.connection.clone())
+            .map(|socket| ConnectionInfo::clone(&socket.connection))
             .collect();
         if connections.is_empty() {
             continue;

@@ -140,7 +140,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
     let base = Arc::new(Caller {
         context: Arc::clone(&context),
         key: SessionKey::new(admission.tenant.clone(), home),
-        connection: ConnectionInfo {
+        connection: Arc::new(ConnectionInfo {
             connection_id: uuid::Uuid::now_v7().to_string(),
             participant_id: admission.user_id.clone(),
             name: admission.name.clone(),
@@ -150,7 +150,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             connected_at_ms: crate::now_ms(),
-        },
+        }),
         identity: admission.identity.clone(),
     });
     let (outbox, mut outbound) = outbox(config.outbound_queue_bytes);

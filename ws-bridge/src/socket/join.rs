@@ -19,7 +19,7 @@ pub(crate) async fn join(
 ) -> Result<JoinResponse, CoreError> {
     let join = JoinRequest {
         session: Some(session_ref(&caller.key)),
-        connection: Some(caller.connection.clone()),
+        connection: Some(meno_proto::ConnectionInfo::clone(&caller.connection)),
         last_seq,
         history_limit: 0,
         trace_id: trace_id.unwrap_or_default().to_owned(),
