@@ -195,6 +195,32 @@ impl CoreError {
     }
 }
 
+/// A session a `SubscribeMany` stream cannot serve, as the core sends it.
+impl From<CoreError> for meno_proto::SessionStreamRefused {
+    fn from(err: CoreError) -> Self {
+        Self {
+            code: err.code.as_str().to_owned(),
+            message: err.message,
+            owner_url: err.owner_url.unwrap_or_default(),
+            retry_after_ms: err
+                .retry_after
+                .map(|after| u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// A `SubscribeMany` refusal read back (an unknown code reads as `Internal`).
+impl From<meno_proto::SessionStreamRefused> for CoreError {
+    fn from(refused: meno_proto::SessionStreamRefused) -> Self {
+        Self {
+            code: ErrorCode::from_name(&refused.code).unwrap_or(ErrorCode::Internal),
+            message: refused.message,
+            retry_after: refused.retry_after_ms.map(Duration::from_millis),
+            owner_url: (!refused.owner_url.is_empty()).then_some(refused.owner_url),
+        }
+    }
+}
+
 /// gRPC metadata key carrying a retry hint in milliseconds.
 pub const RETRY_AFTER_MS_HEADER: &str = "meno-retry-after-ms";
 
@@ -239,6 +265,23 @@ mod tests {
             assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
         }
         assert_eq!(ErrorCode::from_name("Teapot"), None);
+    }
+
+    #[test]
+    fn a_stream_refusal_round_trips() {
+        let mut err = CoreError::unavailable("owned elsewhere");
+        err.owner_url = Some("http://core-2:50051".into());
+        err.retry_after = Some(Duration::from_millis(250));
+        let back = CoreError::from(meno_proto::SessionStreamRefused::from(err));
+        assert_eq!(back.code, ErrorCode::Unavailable);
+        assert_eq!(back.message, "owned elsewhere");
+        assert_eq!(back.owner_url.as_deref(), Some("http://core-2:50051"));
+        assert_eq!(back.retry_after, Some(Duration::from_millis(250)));
+        let unknown = meno_proto::SessionStreamRefused {
+            code: "Teapot".into(),
+            ..Default::default()
+        };
+        assert_eq!(CoreError::from(unknown).code, ErrorCode::Internal);
     }
 
     #[test]

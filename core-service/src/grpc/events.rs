@@ -14,9 +14,8 @@ use futures_util::stream::{AbortHandle, Abortable, FuturesUnordered, SelectAll};
 use futures_util::{FutureExt, Stream, StreamExt};
 use meno_proto::{
     event_service_server::EventService, subscribe_many_request, subscribe_response,
-    tagged_session_item, OpenSessionStream, ResyncNeeded, SessionStreamEnded, SessionStreamRefused,
-    SubscribeManyRequest, SubscribeManyResponse, SubscribeRequest, SubscribeResponse, Subscribed,
-    TaggedSessionItem,
+    tagged_session_item, OpenSessionStream, ResyncNeeded, SessionStreamEnded, SubscribeManyRequest,
+    SubscribeManyResponse, SubscribeRequest, SubscribeResponse, Subscribed, TaggedSessionItem,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -235,13 +234,6 @@ fn collect(
 fn refused(tag: u64, err: CoreError) -> TaggedSessionItem {
     TaggedSessionItem {
         tag,
-        item: Some(tagged_session_item::Item::Refused(SessionStreamRefused {
-            code: err.code.as_str().to_owned(),
-            message: err.message,
-            owner_url: err.owner_url.unwrap_or_default(),
-            retry_after_ms: err
-                .retry_after
-                .map(|after| u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
-        })),
+        item: Some(tagged_session_item::Item::Refused(err.into())),
     }
 }

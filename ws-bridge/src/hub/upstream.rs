@@ -30,8 +30,7 @@ use meno_common::error::{CoreError, ErrorCode};
 use meno_common::sync::lock;
 use meno_proto::{
     subscribe_many_request, subscribe_response, tagged_session_item, OpenSessionStream,
-    SessionStreamEnded, SessionStreamRefused, SubscribeManyRequest, SubscribeRequest,
-    TaggedSessionItem,
+    SessionStreamEnded, SubscribeManyRequest, SubscribeRequest, TaggedSessionItem,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -261,7 +260,7 @@ impl Upstreams {
                             router.failed(&reading.url);
                         }
                     }
-                    tagged(tagged_session_item::Item::Refused(refused(err)))
+                    tagged(tagged_session_item::Item::Refused(err.into()))
                 }
                 Ok(response) => {
                     let mut stream = response.into_inner();
@@ -518,7 +517,7 @@ impl Upstreams {
                         self.open_locked(&fanout, &mut state);
                     }
                     _ => {
-                        let err = refusal(refused);
+                        let err = CoreError::from(refused);
                         tracing::warn!(session = %fanout.key, error = %err, "cannot subscribe to session");
                         state.redirects = 0;
                         self.failed_to_open(&fanout, &mut state, err);
@@ -549,15 +548,6 @@ async fn read(
         }
     }
     Ok(())
-}
-
-fn refusal(refused: SessionStreamRefused) -> CoreError {
-    let mut err = CoreError::new(
-        ErrorCode::from_name(&refused.code).unwrap_or(ErrorCode::Internal),
-        refused.message,
-    );
-    err.retry_after = refused.retry_after_ms.map(Duration::from_millis);
-    err
 }
 
 /// Opens again, on its owner, every session whose stream is on a replica
@@ -593,18 +583,6 @@ async fn follow_owners(upstreams: Weak<Upstreams>, mut moves: tokio::sync::watch
                 }
             }
         }
-    }
-}
-
-/// A refusal as the core sends it on a `SubscribeMany` stream.
-fn refused(err: CoreError) -> SessionStreamRefused {
-    SessionStreamRefused {
-        code: err.code.as_str().to_owned(),
-        message: err.message,
-        owner_url: err.owner_url.unwrap_or_default(),
-        retry_after_ms: err
-            .retry_after
-            .map(|after| u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
