@@ -92,6 +92,13 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    /// The socket's read buffer, in bytes. Every idle socket holds one, and
+    /// a client frame larger than it is read this many bytes at a time: the
+    /// chat dialects' frames are small (a `chat.send` is a few hundred bytes).
+    fn read_buffer_bytes(&self) -> usize {
+        512
+    }
+
     /// Whether this dialect's sockets get events addressed to their user
     /// (the per-user channel: WebRTC signals); a socket of a dialect that
     /// shows none is not registered there.

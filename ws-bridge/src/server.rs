@@ -416,14 +416,13 @@ impl Bridge {
         let context = Arc::clone(&self.context);
         let deadline = accepted.handshake_deadline;
         let upgrade = hyper::upgrade::on(&mut request);
-        // Client frames are small (a chat.send is a few hundred bytes) and
-        // every idle socket holds its read buffer: 1 KiB, where a larger frame
-        // takes a few more reads. tungstenite hands every frame it writes to
+        // Every idle socket holds its read buffer: the dialect's size
+        // (`Dialect::read_buffer_bytes`). tungstenite hands every frame it writes to
         // the socket's `Wire` at once (a write buffer of 0), where it joins
         // the writer's frames in order; the write buffer has no cap of its
         // own (the default): the outbox bounds what waits for a socket.
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(1024)
+            .read_buffer_size(dialect.read_buffer_bytes())
             .write_buffer_size(0)
             .max_message_size(Some(context.config.max_message_bytes))
             .max_frame_size(Some(context.config.max_message_bytes));

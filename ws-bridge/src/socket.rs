@@ -102,23 +102,135 @@ pub(crate) fn error_message(
 /// Every idle socket holds this future for its lifetime, so it is kept small
 /// (see BENCHMARKS.md, idle memory): the stream and the client's details are
 /// boxed (an async fn keeps its arguments twice), the context and the caller
-/// are shared behind an `Arc`, and the rare, large awaits (attach, join,
-/// rejoin, leave) are boxed, so their state is allocated only while they run
-/// instead of being reserved in every socket's future.
+/// are shared behind an `Arc`, and the rare, large awaits (admission with its
+/// attach, joins and refusals; rejoin; leave) are boxed, so their state is
+/// allocated only while they run instead of being reserved in every socket's
+/// future.
 pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContext>) {
+    // Boxed: admission's awaits (attach, enter, register, a refusal) and
+    // what they return are held only while it runs, not reserved in every
+    // socket's task for its life beside `serve`'s. `admitted` is used in
+    // place: its fields moved out into locals would be held twice.
+    let Some(mut admitted) = Box::pin(admit(&mut ws, &client, &context)).await else {
+        return;
+    };
+    let start = std::mem::take(&mut admitted.start);
+    let mut writer = Writer::new(
+        admitted.outbound.overflow_signal(),
+        context.config.idle_timeout,
+    );
+    let exit = match writer.write(&mut ws, start).await {
+        Ok(()) => {
+            let outbound = &mut admitted.outbound;
+            admitted.session.serve(&mut ws, outbound, &mut writer).await
+        }
+        Err(_) => Exit::ended(Ended::Abnormal),
+    };
+    // Boxed: what the end holds (the exit, the rooms left, the close) would
+    // otherwise be reserved beside `serve`'s state for the socket's life.
+    Box::pin(end(ws, admitted.session, admitted.user_channel, exit)).await;
+}
+
+/// Ends a socket: leaves its rooms (and the one it was entering), drops its
+/// user channel and registry row, and writes the close it decided on.
+async fn end(
+    mut ws: Box<Ws>,
+    mut session: Session,
+    user_channel: Option<crate::hub::users::UserAttached>,
+    exit: Exit,
+) {
+    let timeout = session.context.config.close_timeout;
+    let left = session.rooms.take_all();
+    // Out of the user channel first: its registry refresh must not write the
+    // row back after the disconnect below.
+    drop(user_channel);
+    // A drained socket's client reconnects (to this bridge's successor or
+    // another one): it gets the grace period, like a broken connection.
+    let graceful = exit.ended == Ended::Closed;
+    let base = session.base;
+    // A room being entered or left when the socket ended may be joined on
+    // the core already: it is left too (a leave of a connection the session
+    // does not have changes nothing).
+    let unsettled = session.unsettled.take().map(|session_id| {
+        Arc::new(Caller {
+            context: Arc::clone(&base.context),
+            key: SessionKey::new(base.key.tenant.clone(), session_id),
+            connection: base.connection.clone(),
+            identity: None,
+        })
+    });
+    let leave = Box::pin(async move {
+        let leaves = left
+            .iter()
+            .map(|room| &room.caller)
+            .chain(unsettled.iter())
+            .map(|caller| join::leave(caller, graceful, None));
+        futures_util::future::join_all(leaves).await;
+        crate::registry::disconnect(
+            &base.context.core,
+            &base.key.tenant,
+            &base.connection.connection_id,
+        )
+        .await;
+    });
+    match exit.close {
+        // The participant leaves once the Close is written, while the
+        // handshake waits for the client's: what others see does not wait
+        // on a client that never answers.
+        Some((before, closing)) => {
+            if exit.stream_failed {
+                ws = close::reopen(ws).await;
+            }
+            close::close_then(&mut ws, before, closing, timeout, leave).await;
+        }
+        None => leave.await,
+    }
+}
+
+/// How the socket's loop ended, and the close it decided on, if any.
+struct Exit {
+    ended: Ended,
+    /// Frames to write before the Close, and the Close.
+    close: Option<(Vec<Message>, Closing)>,
+    /// The stream failed on the client's frame and reads no more: the close
+    /// runs on a new one ([`close::reopen`]).
+    stream_failed: bool,
+}
+
+impl Exit {
+    fn ended(ended: Ended) -> Self {
+        Self {
+            ended,
+            close: None,
+            stream_failed: false,
+        }
+    }
+}
+
+/// A socket admitted: the state `run` serves it with.
+struct Admitted {
+    _open: GaugeGuard,
+    session: Session,
+    outbound: OutboxReceiver,
+    user_channel: Option<crate::hub::users::UserAttached>,
+    /// The frames it starts with (its rooms' joins, a room refused).
+    start: Vec<Message>,
+}
+
+/// Admits a socket: counts it, attaches its user channel, enters the rooms
+/// named at connect and registers the connection; `None` once it has been
+/// refused (and closed).
+async fn admit(ws: &mut Ws, client: &Client, context: &Arc<SocketContext>) -> Option<Admitted> {
     let config = &context.config;
     let dialect = client.dialect;
     let timeout = config.close_timeout;
-    let _permit = match &client.permit {
-        Ok(permit) => permit,
-        Err(refused) => {
-            let mut err = CoreError::new(ErrorCode::RateLimited, refused.to_string());
-            err.retry_after = Some(std::time::Duration::from_secs(5));
-            let closing = Closing::new(close_code::RATE_LIMITED, "connection limit");
-            refuse(&mut ws, dialect, &err, closing, timeout).await;
-            return;
-        }
-    };
+    if let Err(refused) = &client.permit {
+        let mut err = CoreError::new(ErrorCode::RateLimited, refused.to_string());
+        err.retry_after = Some(std::time::Duration::from_secs(5));
+        let closing = Closing::new(close_code::RATE_LIMITED, "connection limit");
+        refuse(ws, dialect, &err, closing, timeout).await;
+        return None;
+    }
     let admission = &client.admission;
     let client_kind = match admission.client {
         meno_proto::ClientKind::Web => "web",
@@ -153,7 +265,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         }),
         identity: admission.identity.clone(),
     });
-    let (outbox, mut outbound) = outbox(config.outbound_queue_bytes);
+    let (outbox, outbound) = outbox(config.outbound_queue_bytes);
     // Events addressed to the user (signals) come on the user channel, for
     // the dialects that show them; registered before any room is entered,
     // so nothing sent to the user once it is in a room can miss the socket.
@@ -169,8 +281,8 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
             Ok(attached) => Some(attached),
             Err(err) => {
                 let closing = Closing::new(close_code::TRY_AGAIN_LATER, "core unavailable");
-                refuse(&mut ws, dialect, &err, closing, timeout).await;
-                return;
+                refuse(ws, dialect, &err, closing, timeout).await;
+                return None;
             }
         }
     } else {
@@ -197,8 +309,8 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
                     .map(Message::Text),
             ),
             Err(err) if !dialect.multi_room() => {
-                refuse(&mut ws, dialect, &err, rooms::refused_close(&err), timeout).await;
-                return;
+                refuse(ws, dialect, &err, rooms::refused_close(&err), timeout).await;
+                return None;
             }
             // A room named at connect that cannot be entered is refused on
             // its own; the socket and its other rooms stay.
@@ -218,7 +330,7 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         admission.rooms.first().map_or("", String::as_str),
     ))
     .await;
-    let mut session = Session {
+    let session = Session {
         unsettled: None,
         entering: false,
         expires_at_ms: admission
@@ -230,78 +342,13 @@ pub async fn run(mut ws: Box<Ws>, client: Box<Client>, context: Arc<SocketContex
         context: Arc::clone(&context),
         dialect,
     };
-    let mut writer = Writer::new(outbound.overflow_signal(), config.idle_timeout);
-    let exit = match writer.write(&mut ws, start).await {
-        Ok(()) => session.serve(&mut ws, &mut outbound, &mut writer).await,
-        Err(_) => Exit::ended(Ended::Abnormal),
-    };
-    let left = session.rooms.take_all();
-    // Out of the user channel first: its registry refresh must not write the
-    // row back after the disconnect below.
-    drop(user_channel);
-    // A drained socket's client reconnects (to this bridge's successor or
-    // another one): it gets the grace period, like a broken connection.
-    let graceful = exit.ended == Ended::Closed;
-    let base = session.base;
-    // A room being entered or left when the socket ended may be joined on
-    // the core already: it is left too (a leave of a connection the session
-    // does not have changes nothing).
-    let unsettled = session.unsettled.take().map(|session_id| {
-        Arc::new(Caller {
-            context: Arc::clone(&base.context),
-            key: SessionKey::new(base.key.tenant.clone(), session_id),
-            connection: base.connection.clone(),
-            identity: None,
-        })
-    });
-    // Boxed, as the close below: held across an await at the socket's end,
-    // inline it would size every socket's task for its whole life.
-    let leave = Box::pin(async move {
-        let leaves = left
-            .iter()
-            .map(|room| &room.caller)
-            .chain(unsettled.iter())
-            .map(|caller| join::leave(caller, graceful, None));
-        futures_util::future::join_all(leaves).await;
-        crate::registry::disconnect(
-            &base.context.core,
-            &base.key.tenant,
-            &base.connection.connection_id,
-        )
-        .await;
-    });
-    match exit.close {
-        // The participant leaves once the Close is written, while the
-        // handshake waits for the client's: what others see does not wait
-        // on a client that never answers.
-        Some((before, closing)) => {
-            if exit.stream_failed {
-                ws = Box::pin(close::reopen(ws)).await;
-            }
-            Box::pin(close::close_then(&mut ws, before, closing, timeout, leave)).await;
-        }
-        None => leave.await,
-    }
-}
-
-/// How the socket's loop ended, and the close it decided on, if any.
-struct Exit {
-    ended: Ended,
-    /// Frames to write before the Close, and the Close.
-    close: Option<(Vec<Message>, Closing)>,
-    /// The stream failed on the client's frame and reads no more: the close
-    /// runs on a new one ([`close::reopen`]).
-    stream_failed: bool,
-}
-
-impl Exit {
-    fn ended(ended: Ended) -> Self {
-        Self {
-            ended,
-            close: None,
-            stream_failed: false,
-        }
-    }
+    Some(Admitted {
+        _open,
+        session,
+        outbound,
+        user_channel,
+        start,
+    })
 }
 
 /// Sends `err` and closes: the answer to a socket that cannot be served.

@@ -113,6 +113,11 @@ impl Dialect for Assistant {
         None
     }
 
+    /// Voice arrives in base64 chunks of a few KiB: fewer reads per chunk.
+    fn read_buffer_bytes(&self) -> usize {
+        1024
+    }
+
     fn receives_user_events(&self) -> bool {
         true
     }
