@@ -250,7 +250,7 @@ async fn admit(ws: &mut Ws, client: &Client, context: &Arc<SocketContext>) -> Op
         admission.rooms.first().cloned().unwrap_or_default()
     };
     let base = Arc::new(Caller {
-        context: Arc::clone(&context),
+        context: Arc::clone(context),
         key: SessionKey::new(admission.tenant.clone(), home),
         connection: Arc::new(ConnectionInfo {
             connection_id: uuid::Uuid::now_v7().to_string(),
@@ -339,7 +339,7 @@ async fn admit(ws: &mut Ws, client: &Client, context: &Arc<SocketContext>) -> Op
             .and_then(|identity| identity.expires_at_ms),
         rooms,
         base,
-        context: Arc::clone(&context),
+        context: Arc::clone(context),
         dialect,
     };
     Some(Admitted {
