@@ -19,7 +19,9 @@
 //!
 //! A core that answers `UNIMPLEMENTED` to `SubscribeMany` (an older version,
 //! mid-upgrade) switches the bridge to a `Subscribe` stream per session, as
-//! it streamed before; the sessions' logic above is the same for both.
+//! it streamed before, for [`FALLBACK_FOR`]; sessions opened after that try
+//! the shared stream again, so a bridge returns to it once the upgrade is
+//! done. The sessions' logic above is the same for both.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +47,9 @@ use crate::core_client::{
 use crate::outbox::Outbound;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How long sessions open on their own streams after a core answered
+/// `UNIMPLEMENTED` to `SubscribeMany`, before the shared stream is tried again.
+pub(super) const FALLBACK_FOR: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where a session's events come from, kept in its fan-out.
@@ -103,6 +108,26 @@ impl Link {
     }
 }
 
+/// Whether sessions open on their own streams for now, a core having
+/// answered `UNIMPLEMENTED` to `SubscribeMany`.
+#[derive(Debug, Default)]
+struct Fallback {
+    until: Option<tokio::time::Instant>,
+}
+
+impl Fallback {
+    /// A core does not serve `SubscribeMany`: per-session streams for
+    /// [`FALLBACK_FOR`] from `now`.
+    fn start(&mut self, now: tokio::time::Instant) {
+        self.until = Some(now + FALLBACK_FOR);
+    }
+
+    /// Whether a session opened at `now` streams on its own.
+    fn active(&self, now: tokio::time::Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+}
+
 /// The streams of this bridge, by replica.
 #[derive(Debug)]
 pub(super) struct Upstreams {
@@ -110,9 +135,11 @@ pub(super) struct Upstreams {
     links: Mutex<HashMap<Arc<str>, Arc<Link>>>,
     next_tag: AtomicU64,
     tracker: TaskTracker,
-    /// Every session streams on its own `Subscribe` (configured, or the
-    /// core does not serve `SubscribeMany`).
+    /// Every session streams on its own `Subscribe` (configured).
     per_session: AtomicBool,
+    /// Until when sessions open on their own `Subscribe`: a core did not
+    /// serve `SubscribeMany`.
+    fallback: Mutex<Fallback>,
 }
 
 impl Upstreams {
@@ -127,6 +154,7 @@ impl Upstreams {
             next_tag: AtomicU64::new(1),
             tracker,
             per_session: AtomicBool::new(streams == SessionStreams::PerSession),
+            fallback: Mutex::default(),
         });
         if let Some(router) = upstreams.core.router() {
             // Not tracked: it lives as long as the hub, and ends with it.
@@ -152,7 +180,9 @@ impl Upstreams {
             None => Arc::from(""),
         };
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
-        let link = if self.per_session.load(Ordering::Relaxed) {
+        let per_session = self.per_session.load(Ordering::Relaxed)
+            || lock(&self.fallback).active(tokio::time::Instant::now());
+        let link = if per_session {
             match self.open_alone(fanout, &url, tag, state.last_seq) {
                 Ok(link) => link,
                 Err(err) => {
@@ -402,7 +432,7 @@ impl Upstreams {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
                     tracing::warn!(replica = %reading.url, "the core does not serve SubscribeMany (an older version?): each session streams on its own Subscribe");
                     if let Some(upstreams) = upstreams.upgrade() {
-                        upstreams.per_session.store(true, Ordering::Relaxed);
+                        lock(&upstreams.fallback).start(tokio::time::Instant::now());
                     }
                     // Not a failure of the replica: its sessions open again,
                     // each on its own stream.
@@ -592,5 +622,24 @@ struct StreamGauge;
 impl Drop for StreamGauge {
     fn drop(&mut self) {
         crate::metrics::CORE_STREAMS.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fallback_to_per_session_streams_lasts_its_time_then_the_shared_stream_is_tried_again() {
+        let now = tokio::time::Instant::now();
+        let mut fallback = Fallback::default();
+        assert!(!fallback.active(now), "the shared stream is the default");
+        fallback.start(now);
+        assert!(fallback.active(now));
+        assert!(fallback.active(now + FALLBACK_FOR - Duration::from_millis(1)));
+        assert!(!fallback.active(now + FALLBACK_FOR));
+        // Refused again later: another period from then.
+        fallback.start(now + FALLBACK_FOR);
+        assert!(fallback.active(now + FALLBACK_FOR + Duration::from_secs(1)));
     }
 }
