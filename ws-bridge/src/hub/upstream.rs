@@ -24,7 +24,7 @@
 //! done. The sessions' logic above is the same for both.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ pub(super) struct Upstreams {
     next_tag: AtomicU64,
     tracker: TaskTracker,
     /// Every session streams on its own `Subscribe` (configured).
-    per_session: AtomicBool,
+    per_session: bool,
     /// Until when sessions open on their own `Subscribe`: a core did not
     /// serve `SubscribeMany`.
     fallback: Mutex<Fallback>,
@@ -153,7 +153,7 @@ impl Upstreams {
             links: Mutex::default(),
             next_tag: AtomicU64::new(1),
             tracker,
-            per_session: AtomicBool::new(streams == SessionStreams::PerSession),
+            per_session: streams == SessionStreams::PerSession,
             fallback: Mutex::default(),
         });
         if let Some(router) = upstreams.core.router() {
@@ -180,8 +180,8 @@ impl Upstreams {
             None => Arc::from(""),
         };
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
-        let per_session = self.per_session.load(Ordering::Relaxed)
-            || lock(&self.fallback).active(tokio::time::Instant::now());
+        let per_session =
+            self.per_session || lock(&self.fallback).active(tokio::time::Instant::now());
         let link = if per_session {
             match self.open_alone(fanout, &url, tag, state.last_seq) {
                 Ok(link) => link,
