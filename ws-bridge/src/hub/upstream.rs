@@ -47,10 +47,10 @@ use crate::core_client::{
 use crate::outbox::Outbound;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long sessions open on their own streams after a core answered
 /// `UNIMPLEMENTED` to `SubscribeMany`, before the shared stream is tried again.
-pub(super) const FALLBACK_FOR: Duration = Duration::from_secs(60);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FALLBACK_FOR: Duration = Duration::from_secs(60);
 
 /// Where a session's events come from, kept in its fan-out.
 #[derive(Debug)]
@@ -430,7 +430,7 @@ impl Upstreams {
             let outcome = match Box::pin(client.subscribe_many(request)).await {
                 Ok(response) => read(&upstreams, &reading, response.into_inner()).await,
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    tracing::warn!(replica = %reading.url, "the core does not serve SubscribeMany (an older version?): each session streams on its own Subscribe");
+                    tracing::warn!(replica = %reading.url, "the core does not serve SubscribeMany (an older version?): sessions stream on their own Subscribe for a minute");
                     if let Some(upstreams) = upstreams.upgrade() {
                         lock(&upstreams.fallback).start(tokio::time::Instant::now());
                     }
